@@ -1,0 +1,71 @@
+"""Simulator, poller and dashboard in one process: the laptop demo behind `make run`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from dashboard.management.commands.poll_services import poll_forever
+from dashboard.models import Source
+from dashboard.simulator import Fleet, SimulatorServer
+
+DEMO_SOURCE = "demo"
+DEMO_PROJECT_ID = "0d3m0000000000000000000000000000"
+# The demo's token lives only in this process's environment, like a real one would.
+TOKEN_ENV = "MODELARTS_DEMO_TOKEN"
+
+
+class Command(BaseCommand):
+    help = "Start a simulated ModelArts API, a poller and the dashboard together."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--services", type=int, default=60, help="size of the simulated fleet")
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--interval", type=int, default=10, help="seconds between polls")
+
+    def handle(self, *args, host: str, port: int, services: int, seed: int, interval: int, **_):
+        if services < 1 or interval < 1:
+            raise CommandError("--services and --interval must be at least 1")
+        os.environ[TOKEN_ENV] = secrets.token_urlsafe(24)
+        fleet = Fleet(size=services, seed=seed)
+        simulator = SimulatorServer(
+            fleet, project_id=DEMO_PROJECT_ID, auth="token", token=os.environ[TOKEN_ENV]
+        ).start()
+        Source.objects.update_or_create(
+            name=DEMO_SOURCE,
+            defaults={
+                "endpoint": simulator.url,
+                "project_id": DEMO_PROJECT_ID,
+                "workspace_id": "",
+                "auth_kind": Source.AuthKind.TOKEN,
+                "token_env": TOKEN_ENV,
+                "interval_seconds": interval,
+                "enabled": True,
+                "claimed_by": "",
+                "claim_expires_at": None,
+            },
+        )
+        stop = threading.Event()
+        poller = threading.Thread(
+            target=poll_forever,
+            args=(stop, lambda line: self.stdout.write(f"poller: {line}")),
+            kwargs={"source_name": DEMO_SOURCE},
+            daemon=True,
+        )
+        poller.start()
+        self.stdout.write(
+            f"Simulated ModelArts API with {services} services at {simulator.url}\n"
+            f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)"
+        )
+        try:
+            call_command("runserver", f"{host}:{port}", use_reloader=False)
+        finally:
+            stop.set()
+            poller.join(timeout=10)
+            simulator.stop()

@@ -1,0 +1,208 @@
+"""What the dashboard knows: sources, poll runs, the current state of services, their history."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Source(models.Model):
+    """One ModelArts project (endpoint + project + workspace) to poll, and how."""
+
+    class AuthKind(models.TextChoices):
+        TOKEN = "token", "IAM token from an environment variable"
+        NONE = "none", "No authentication (simulator only)"
+
+    class OffsetMode(models.TextChoices):
+        PAGE = "page", "offset is a page index (as documented)"
+        RECORD = "record", "offset is a record offset"
+
+    name = models.SlugField(max_length=64, unique=True)
+    endpoint = models.URLField(max_length=300)
+    project_id = models.CharField(max_length=64)
+    workspace_id = models.CharField(max_length=64, blank=True)
+    auth_kind = models.CharField(max_length=16, choices=AuthKind, default=AuthKind.TOKEN)
+    # The name of the environment variable holding the token, never the token itself.
+    token_env = models.CharField(max_length=128, blank=True, default="MODELARTS_TOKEN")
+    offset_mode = models.CharField(max_length=8, choices=OffsetMode, default=OffsetMode.PAGE)
+    interval_seconds = models.PositiveIntegerField(default=30)
+    enabled = models.BooleanField(default=True)
+
+    # The poll claim: a poller owns the source until claim_expires_at (see polling.claim).
+    claimed_by = models.CharField(max_length=128, blank=True)
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+
+    # Denormalised from PollRun so the freshness strip costs no aggregate query.
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    failures_since_success = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def next_poll_at(self) -> datetime | None:
+        if self.last_poll_at is None:
+            return None
+        return self.last_poll_at + timedelta(seconds=self.interval_seconds)
+
+    def is_stale(self, now: datetime | None = None) -> bool:
+        """True when no successful poll landed within the expected interval (plus slack)."""
+        if self.last_success_at is None:
+            return True
+        now = now or timezone.now()
+        # One missed poll is late, not stale: allow the interval twice plus a little.
+        return now - self.last_success_at > timedelta(seconds=2 * self.interval_seconds + 5)
+
+    def is_due(self, now: datetime | None = None) -> bool:
+        next_at = self.next_poll_at()
+        return next_at is None or next_at <= (now or timezone.now())
+
+
+class PollRun(models.Model):
+    """One attempt to poll one source. A failed poll is data shown to users."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="runs")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    error_kind = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    total_count = models.PositiveIntegerField(null=True, blank=True)
+    fetched_count = models.PositiveIntegerField(null=True, blank=True)
+    pages = models.PositiveIntegerField(default=0)
+    complete = models.BooleanField(default=False)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    gone_count = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        # The polls page and "last run of each source" read newest first per source.
+        indexes = [models.Index(fields=["source", "-started_at"], name="pollrun_source_recent")]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.source} @ {self.started_at:%Y-%m-%d %H:%M:%S} {'ok' if self.ok else 'failed'}"
+        )
+
+
+class Service(models.Model):
+    """The latest known state of one (source, service_id), plus columns the table sorts on."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="services")
+    service_id = models.CharField(max_length=64)
+    service_name = models.CharField(max_length=256)
+    description = models.TextField(blank=True)
+    tenant = models.CharField(max_length=64, blank=True)
+    project = models.CharField(max_length=64, blank=True)
+    owner = models.CharField(max_length=64, blank=True)
+    publish_at = models.DateTimeField(null=True, blank=True)
+    infer_type = models.CharField(max_length=32, blank=True)
+    workspace_id = models.CharField(max_length=64, blank=True)
+    # Open enum: stored exactly as the API sent it.
+    status = models.CharField(max_length=32)
+    progress = models.IntegerField(null=True, blank=True)
+    invocation_times = models.BigIntegerField(null=True, blank=True)
+    failed_times = models.BigIntegerField(null=True, blank=True)
+    is_shared = models.BooleanField(null=True, blank=True)
+    shared_count = models.IntegerField(null=True, blank=True)
+    schedule = models.JSONField(default=list, blank=True)
+    due_time = models.DateTimeField(null=True, blank=True)
+    start_time = models.DateTimeField(null=True, blank=True)
+    finished_time = models.DateTimeField(null=True, blank=True)
+    operation_time = models.DateTimeField(null=True, blank=True)
+    transition_at = models.DateTimeField(null=True, blank=True)
+    is_opened_sample_collection = models.BooleanField(null=True, blank=True)
+    is_free = models.BooleanField(null=True, blank=True)
+    additional_properties = models.JSONField(default=dict, blank=True)
+    raw = models.JSONField(default=dict)
+    # Hash of the item minus operation_time (which changes on every request): a row is
+    # rewritten only when this changes, so an idle fleet costs nothing to poll.
+    fingerprint = models.CharField(max_length=32)
+
+    # Derived when polled, so the table can sort on them with an index.
+    severity = models.PositiveSmallIntegerField()
+    failure_rate = models.FloatField(null=True, blank=True)
+    calls_delta = models.BigIntegerField(null=True, blank=True)
+    failures_delta = models.BigIntegerField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    first_seen_at = models.DateTimeField()
+    gone_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "service_id"], name="service_unique_per_source"
+            )
+        ]
+        # One index per sortable column of the table, each ending in id: the table's tie-breaker,
+        # so ORDER BY col, id LIMIT n reads the index in order. The table hides gone services.
+        indexes = [
+            # The default sort: most severe status first, then by name.
+            models.Index(
+                fields=["severity", "service_name", "id"],
+                name="service_severity",
+                condition=Q(gone_at=None),
+            ),
+        ] + [
+            models.Index(fields=[field, "id"], name=f"service_{name}", condition=Q(gone_at=None))
+            for field, name in [
+                ("service_name", "name"),
+                ("infer_type", "type"),
+                ("owner", "owner"),
+                ("invocation_times", "calls"),
+                ("failed_times", "failures"),
+                ("failure_rate", "rate"),
+                ("calls_delta", "delta"),
+                ("publish_at", "published"),
+            ]
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_name} ({self.service_id})"
+
+
+class ServiceSample(models.Model):
+    """A service's counters and status as of a poll where any of them changed."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="samples")
+    poll_run = models.ForeignKey(PollRun, on_delete=models.CASCADE, related_name="samples")
+    at = models.DateTimeField()
+    status = models.CharField(max_length=32)
+    progress = models.IntegerField(null=True, blank=True)
+    invocation_times = models.BigIntegerField(null=True, blank=True)
+    failed_times = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        # Charts read one service's samples over a time range.
+        indexes = [models.Index(fields=["service", "at"], name="sample_service_at")]
+
+
+class StatusChange(models.Model):
+    """A status change seen between two polls: it happened after previous_poll_at, by at."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="status_changes")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="status_changes")
+    poll_run = models.ForeignKey(PollRun, on_delete=models.CASCADE, related_name="status_changes")
+    at = models.DateTimeField()
+    previous_poll_at = models.DateTimeField(null=True, blank=True)
+    from_status = models.CharField(max_length=32, blank=True)
+    to_status = models.CharField(max_length=32)
+    # The API's own transition_at, when it sent one.
+    transition_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        # The events feed reads newest first; a service's timeline reads its own rows.
+        indexes = [
+            models.Index(fields=["-at", "-id"], name="change_recent"),
+            models.Index(fields=["service", "at"], name="change_service_at"),
+        ]

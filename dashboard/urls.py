@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import path
+
+from dashboard import views
+
+urlpatterns = [
+    path("", views.service_list, name="services"),
+    path("refresh/", views.refresh, name="refresh"),
+    path("api/services", views.api_services, name="api-services"),
+    path("admin/", admin.site.urls),
+]

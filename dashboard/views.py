@@ -1,0 +1,271 @@
+"""One function per page; the same view serves the full page and its HTMX partial."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.core.paginator import Page, Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from dashboard import polling
+from dashboard.filters import PAGE_SIZES, ServiceFilter, parse_filter
+from dashboard.models import Service, Source
+from dashboard.sources import sync_env_source
+from dashboard.statuses import ALERTING, STYLES, style_for
+
+_env_source_synced = False
+
+
+def _sources() -> list[Source]:
+    global _env_source_synced
+    if not _env_source_synced:
+        # Once per process: a plain `runserver` with MODELARTS_* set needs no separate setup.
+        sync_env_source()
+        _env_source_synced = True
+    return list(Source.objects.filter(enabled=True))
+
+
+def _wants_partial(request: HttpRequest) -> bool:
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+@require_GET
+def service_list(request: HttpRequest) -> HttpResponse:
+    return _render_services(request, request.GET)
+
+
+@require_POST
+def refresh(request: HttpRequest) -> HttpResponse:
+    """Poll now: every shown source on a click, only the due ones when a stale page asks."""
+    only_due = request.POST.get("due") == "1"
+    now = timezone.now()
+    notes = []
+    for source in _sources():
+        if only_due and not source.is_due(now):
+            continue
+        try:
+            polling.poll_source(source)
+        except polling.SourceBusy:
+            notes.append(f"{source.name}: a poll is already running")
+    if not request.htmx:
+        query = request.GET.urlencode()
+        return redirect(f"/?{query}" if query else "/")
+    return _render_services(request, request.GET, notes=notes, partial=True)
+
+
+def _render_services(
+    request: HttpRequest,
+    params,
+    *,
+    notes: list[str] | None = None,
+    partial: bool | None = None,
+) -> HttpResponse:
+    view, errors = parse_filter(params)
+    sources = _sources()
+    services = Service.objects.all()
+    page = _page(view, services, empty=bool(errors))
+    context = {
+        "view": view,
+        "errors": errors,
+        "page": page,
+        "rows": [_row(service) for service in page.object_list],
+        "tiles": _tiles(view, services) if not errors else [],
+        "headers": _headers(view),
+        "sources": [_freshness(source) for source in sources],
+        "needs_poll": any(source.is_due() for source in sources),
+        "chips": _chips(view),
+        **_pager_queries(view, page),
+        "owners": _choices(services, "owner", view.owner),
+        "infer_types": _choices(services, "infer_type", view.infer_type),
+        "status_names": list(STYLES),
+        "page_sizes": PAGE_SIZES,
+        "notes": notes or [],
+        "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
+        "query": view.query_string(),
+    }
+    partial = _wants_partial(request) if partial is None else partial
+    template = "dashboard/_services.html" if partial else "dashboard/services.html"
+    response = render(request, template, context, status=400 if errors else 200)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _page(view: ServiceFilter, services, *, empty: bool) -> Page:
+    queryset = services.none() if empty else view.ordered(view.apply(services))
+    queryset = queryset.select_related("source")
+    paginator = Paginator(queryset, view.per_page)
+    # A bookmarked page past the end shows the last page rather than an error.
+    return paginator.get_page(view.page)
+
+
+def _row(service: Service) -> dict:
+    return {"service": service, "style": style_for(service.status)}
+
+
+def _tiles(view: ServiceFilter, services) -> list[dict]:
+    counts = view.status_counts(services)
+    tiles = []
+    for status, count in sorted(counts.items(), key=lambda item: style_for(item[0]).severity):
+        selected = status in view.statuses
+        others = [s for s in view.statuses if s != status]
+        tiles.append(
+            {
+                "status": status,
+                "count": count,
+                "style": style_for(status),
+                "loud": status in ALERTING or style_for(status).tone == "unknown",
+                "selected": selected,
+                # A tile toggles its status in the filter; the page goes back to 1.
+                "query": view.query_string(
+                    status=others if selected else [*view.statuses, status], page=1
+                ),
+            }
+        )
+    return tiles
+
+
+def _headers(view: ServiceFilter) -> list[dict]:
+    columns = [
+        ("name", "Service", False),
+        ("status", "Status", False),
+        ("type", "Type", False),
+        ("owner", "Owner", False),
+        ("calls", "Invocations", True),
+        ("failures", "Failures", True),
+        ("rate", "Failure rate", True),
+        ("delta", "Calls since last poll", True),
+        ("published", "Published", False),
+    ]
+    headers = []
+    for key, label, numeric in columns:
+        current = view.sort.lstrip("-") == key
+        descending = view.sort.startswith("-")
+        # Numbers sort biggest first on the first click: that is what people look for.
+        first = f"-{key}" if numeric else key
+        next_sort = (key if descending else f"-{key}") if current else first
+        headers.append(
+            {
+                "label": label,
+                "numeric": numeric,
+                "aria_sort": ("descending" if descending else "ascending") if current else "none",
+                "query": view.query_string(sort=next_sort, page=1),
+            }
+        )
+    return headers
+
+
+def _freshness(source: Source) -> dict:
+    now = timezone.now()
+    return {
+        "source": source,
+        "as_of": source.last_success_at,
+        "age_seconds": _seconds_between(source.last_success_at, now),
+        "next_poll_at": source.next_poll_at(),
+        "stale": source.is_stale(now),
+        "failing": source.failures_since_success > 0,
+    }
+
+
+def _seconds_between(earlier: datetime | None, later: datetime) -> int | None:
+    return None if earlier is None else max(0, int((later - earlier).total_seconds()))
+
+
+def _choices(services, column: str, current: str) -> list[str]:
+    # Served by the column's index; a fleet has a handful of owners and types.
+    values = services.filter(gone_at=None).order_by(column).values_list(column, flat=True)
+    choices = [value for value in values.distinct()[:200] if value]
+    # A bookmarked value no longer present stays selectable, so the form doesn't drop it.
+    return choices if not current or current in choices else [current, *choices]
+
+
+def _chips(view: ServiceFilter) -> list[dict]:
+    """Each active filter as a link that removes just that filter."""
+    chips = [
+        {
+            "label": f"status: {s}",
+            "query": view.query_string(status=[x for x in view.statuses if x != s], page=1),
+        }
+        for s in view.statuses
+    ]
+    for name, label in (
+        ("infer_type", "type"),
+        ("owner", "owner"),
+        ("source", "source"),
+        ("q", "search"),
+    ):
+        value = getattr(view, name)
+        if value:
+            chips.append(
+                {"label": f"{label}: {value}", "query": view.query_string(**{name: "", "page": 1})}
+            )
+    return chips
+
+
+def _pager_queries(view: ServiceFilter, page: Page) -> dict[str, str]:
+    last = page.paginator.num_pages
+    return {
+        "first_query": view.query_string(page=1),
+        "prev_query": view.query_string(page=max(1, page.number - 1)),
+        "next_query": view.query_string(page=min(last, page.number + 1)),
+        "last_query": view.query_string(page=last),
+    }
+
+
+@require_GET
+def api_services(request: HttpRequest) -> JsonResponse:
+    """The table's current view as JSON: same parameters, same rows, same order."""
+    view, errors = parse_filter(request.GET)
+    if errors:
+        return JsonResponse({"errors": errors}, status=400)
+    page = _page(view, Service.objects.all(), empty=False)
+    return JsonResponse(
+        {
+            "count": page.paginator.count,
+            "page": page.number,
+            "pages": page.paginator.num_pages,
+            "per_page": view.per_page,
+            "sort": view.sort,
+            "sources": [_source_json(s) for s in _sources()],
+            "services": [_service_json(s) for s in page.object_list],
+        }
+    )
+
+
+def _source_json(source: Source) -> dict:
+    return {
+        "name": source.name,
+        "last_success_at": _iso(source.last_success_at),
+        "last_poll_at": _iso(source.last_poll_at),
+        "stale": source.is_stale(),
+        "last_error": source.last_error or None,
+    }
+
+
+def _service_json(service: Service) -> dict:
+    return {
+        "source": service.source.name,
+        "service_id": service.service_id,
+        "service_name": service.service_name,
+        "description": service.description,
+        "status": service.status,
+        "progress": service.progress,
+        "infer_type": service.infer_type,
+        "owner": service.owner,
+        "workspace_id": service.workspace_id,
+        "invocation_times": service.invocation_times,
+        "failed_times": service.failed_times,
+        "failure_rate": service.failure_rate,
+        "calls_since_previous_poll": service.calls_delta,
+        "publish_at": _iso(service.publish_at),
+        "transition_at": _iso(service.transition_at),
+        "status_changed_at": _iso(service.status_changed_at),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None

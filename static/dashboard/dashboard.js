@@ -1,0 +1,77 @@
+// The little the page needs beyond htmx: clean URLs, a filter form that follows the URL,
+// live "12 s ago" labels and copy buttons. Everything works without it, only less smoothly.
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+
+  // Parameters left out of URLs when empty or at their default, so bookmarks stay short.
+  var DEFAULTS = { sort: "status", per_page: "50" };
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    var data = event.detail.formData;
+    if (!data || event.detail.elt.id !== "filters") return;
+    Array.from(new Set(data.keys())).forEach(function (name) {
+      var kept = data.getAll(name).filter(function (value) {
+        return value !== "" && DEFAULTS[name] !== value;
+      });
+      data.delete(name);
+      kept.forEach(function (value) { data.append(name, value); });
+    });
+  });
+
+  // The filter form sits outside the swapped table; after every swap or history restore,
+  // set it from the state the server rendered (never touching the field being typed in).
+  function syncForm() {
+    var form = document.getElementById("filters");
+    var results = document.getElementById("results");
+    if (!form || !results) return;
+    var state = new URLSearchParams(results.dataset.query || "");
+    Array.from(form.elements).forEach(function (field) {
+      if (!field.name || field === document.activeElement) return;
+      if (field.type === "checkbox") {
+        field.checked = state.getAll(field.name).indexOf(field.value) >= 0;
+      } else if (field.tagName === "SELECT" || field.type === "search" || field.type === "hidden") {
+        var value = state.get(field.name);
+        field.value = value === null ? (DEFAULTS[field.name] || "") : value;
+      }
+    });
+  }
+  document.addEventListener("htmx:afterSettle", syncForm);
+  document.addEventListener("htmx:historyRestore", syncForm);
+  window.addEventListener("pageshow", syncForm);
+
+  function compact(seconds) {
+    var units = [["d", 86400], ["h", 3600], ["min", 60]];
+    for (var i = 0; i < units.length; i++) {
+      if (seconds >= units[i][1]) return Math.floor(seconds / units[i][1]) + " " + units[i][0];
+    }
+    return seconds + " s";
+  }
+  function tickAges() {
+    var now = Date.now();
+    document.querySelectorAll("[data-age]").forEach(function (el) {
+      var seconds = Math.round((now - Date.parse(el.dataset.age)) / 1000);
+      el.textContent = seconds >= 0 ? compact(seconds) + " ago" : "in " + compact(-seconds);
+    });
+    document.querySelectorAll("[data-next]").forEach(function (el) {
+      var seconds = Math.round((Date.parse(el.dataset.next) - now) / 1000);
+      el.textContent = seconds > 0 ? "in " + compact(seconds) : "due now";
+    });
+  }
+  setInterval(tickAges, 1000);
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-copy]");
+    if (!button || !navigator.clipboard) return;
+    navigator.clipboard.writeText(button.dataset.copy).then(function () {
+      button.textContent = "copied";
+      setTimeout(function () { button.textContent = "copy"; }, 1200);
+    });
+  });
+  function showCopyButtons() {
+    if (!navigator.clipboard) return;
+    document.querySelectorAll("button[data-copy][hidden]").forEach(function (b) { b.hidden = false; });
+  }
+  document.addEventListener("htmx:afterSettle", showCopyButtons);
+  document.addEventListener("DOMContentLoaded", showCopyButtons);
+})();

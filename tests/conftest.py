@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dashboard.simulator import Fleet, ManualClock, SimulatorServer
+
+DATA = Path(__file__).parent / "data"
+PROJECT_ID = "0123456789abcdef0123456789abcdef"
+TOKEN = "test-token-5f0e2c"
+
+
+def load_example(name: str) -> dict:
+    """A documented ModelArts body, verbatim (see tests/data/modelarts/)."""
+    return json.loads((DATA / "modelarts" / name).read_text())
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    # A fixed start keeps every simulated fleet the same from run to run.
+    return ManualClock(1_767_225_600.0)  # 2026-01-01T00:00:00Z
+
+
+@pytest.fixture
+def fleet(clock: ManualClock) -> Fleet:
+    return Fleet(size=120, seed=7, clock=clock)
+
+
+@pytest.fixture
+def simulator(fleet: Fleet) -> Iterator[SimulatorServer]:
+    server = SimulatorServer(fleet, project_id=PROJECT_ID, auth="token", token=TOKEN).start()
+    yield server
+    server.stop()
+
+
+TOKEN_ENV = "TEST_MODELARTS_TOKEN"
+
+
+@pytest.fixture
+def source(db, simulator: SimulatorServer, monkeypatch: pytest.MonkeyPatch):
+    """A source pointing at the simulator, its token in an environment variable."""
+    from dashboard.models import Source
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    return Source.objects.create(
+        name="sim",
+        endpoint=simulator.url,
+        project_id=PROJECT_ID,
+        token_env=TOKEN_ENV,
+        interval_seconds=30,
+    )
+
+
+@pytest.fixture
+def polled(source, clock: ManualClock):
+    """One successful poll of the simulated fleet."""
+    from dashboard.polling import poll_source
+
+    run = poll_source(source)
+    assert run.ok, run.error_message
+    source.refresh_from_db()
+    return run
+
+
+@pytest.fixture
+def make_service(db):
+    """Services written straight to the database, for exact filter and sort tests."""
+    from datetime import UTC, datetime, timedelta
+
+    from dashboard.models import Source
+    from dashboard.polling import fingerprint_of
+    from dashboard.statuses import severity
+    from dashboard.modelarts import ServiceRecord
+
+    counter = iter(range(1, 1_000_000))
+
+    def make(name: str, status: str = "running", *, source: Source | None = None, **fields):
+        n = next(counter)
+        source = source or Source.objects.get_or_create(
+            name="fixture", defaults={"endpoint": "http://127.0.0.1:9", "project_id": PROJECT_ID}
+        )[0]
+        calls, failures = fields.pop("invocation_times", 100 * n), fields.pop("failed_times", n)
+        item = {"service_id": f"00000000-0000-4000-8000-{n:012d}", "service_name": name}
+        values = {
+            "service_name": name,
+            "status": status,
+            "severity": severity(status),
+            "infer_type": "real-time",
+            "owner": "owner-a",
+            "invocation_times": calls,
+            "failed_times": failures,
+            "failure_rate": failures / calls if calls else None,
+            "publish_at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=n),
+            "first_seen_at": datetime(2026, 1, 2, tzinfo=UTC),
+            "raw": item,
+            "fingerprint": fingerprint_of(ServiceRecord.from_json(item)),
+        }
+        values.update(fields)
+        return source.services.create(service_id=item["service_id"], **values)
+
+    return make

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+from conftest import PROJECT_ID, TOKEN_ENV
+
+from dashboard import polling
+from dashboard.models import PollRun, Service, ServiceSample, Source, StatusChange
+
+
+def _current(fleet, clock) -> dict[str, dict]:
+    return {item["service_id"]: item for item in fleet.items(clock())}
+
+
+def test_it_writes_every_service_of_the_fleet(polled, fleet, clock):
+    expected = _current(fleet, clock)
+    stored = {s.service_id: s for s in Service.objects.all()}
+    assert set(stored) == set(expected)
+    assert polled.ok and polled.complete
+    assert polled.created_count == len(expected) == polled.fetched_count == polled.total_count
+    some_id, item = next(iter(expected.items()))
+    assert stored[some_id].service_name == item["service_name"]
+    assert stored[some_id].status == item["status"]
+    assert stored[some_id].invocation_times == item["invocation_times"]
+    assert stored[some_id].raw == item
+
+
+def test_it_derives_failure_rate_from_the_counters(polled):
+    service = Service.objects.filter(invocation_times__gt=0).first()
+    assert service.failure_rate == pytest.approx(service.failed_times / service.invocation_times)
+
+
+def test_it_writes_nothing_but_the_run_when_nothing_changed(polled, source):
+    samples = ServiceSample.objects.count()
+    run = polling.poll_source(source)
+    assert run.ok
+    assert (run.created_count, run.updated_count, run.gone_count) == (0, 0, 0)
+    assert ServiceSample.objects.count() == samples
+    assert StatusChange.objects.count() == 0
+
+
+def test_it_records_changes_and_calls_since_the_previous_poll(polled, source, fleet, clock):
+    before = _current(fleet, clock)
+    clock.advance(600)
+    after = _current(fleet, clock)
+    run = polling.poll_source(source)
+    assert run.ok
+
+    changed_status = {
+        sid for sid, item in after.items() if sid in before and before[sid]["status"] != item["status"]
+    }
+    assert changed_status, "the simulated fleet should change status within ten minutes"
+    changes = StatusChange.objects.filter(poll_run=run).exclude(from_status="")
+    assert {c.service.service_id for c in changes} == changed_status
+    for change in changes:
+        assert change.from_status == before[change.service.service_id]["status"]
+        assert change.to_status == after[change.service.service_id]["status"]
+        assert change.previous_poll_at == polled.started_at
+
+    busy = next(
+        sid
+        for sid in after
+        if sid in before and after[sid]["invocation_times"] > before[sid]["invocation_times"]
+    )
+    service = Service.objects.get(service_id=busy)
+    assert service.calls_delta == after[busy]["invocation_times"] - before[busy]["invocation_times"]
+    assert ServiceSample.objects.filter(service=service, poll_run=run).count() == 1
+
+
+def test_it_resets_calls_since_previous_poll_when_counters_stand_still(polled, source, clock):
+    clock.advance(120)
+    polling.poll_source(source)
+    assert Service.objects.filter(calls_delta__gt=0).exists()
+    run = polling.poll_source(source)  # the clock has not moved: no calls in between
+    assert run.ok
+    assert not Service.objects.filter(calls_delta__gt=0).exists()
+
+
+def test_it_reports_new_services_as_status_changes(polled, source, fleet, clock):
+    before = set(_current(fleet, clock))
+    clock.advance(3 * 3600)
+    appeared = set(_current(fleet, clock)) - before
+    assert appeared, "the simulated fleet publishes new services over time"
+    run = polling.poll_source(source)
+    new = StatusChange.objects.filter(poll_run=run, from_status="")
+    assert {c.service.service_id for c in new} == appeared
+
+
+def test_it_marks_services_missing_from_a_complete_snapshot_gone(polled, source):
+    ghost = Service.objects.first()
+    ghost.pk = None
+    ghost.service_id = "00000000-0000-4000-8000-00000000dead"
+    ghost.save()
+    run = polling.poll_source(source)
+    ghost.refresh_from_db()
+    assert run.gone_count == 1
+    assert ghost.gone_at == run.started_at
+    assert Service.objects.filter(gone_at=None).count() == polled.fetched_count
+
+
+def test_it_keeps_the_last_snapshot_when_a_poll_fails(polled, source, monkeypatch):
+    before = list(Service.objects.order_by("id").values())
+    monkeypatch.setenv(TOKEN_ENV, "a-revoked-token")
+    run = polling.poll_source(source)
+    source.refresh_from_db()
+    assert not run.ok
+    assert run.error_kind == "api-error"
+    assert "ModelArts.0203" in run.error_message
+    assert "a-revoked-token" not in run.error_message
+    assert list(Service.objects.order_by("id").values()) == before
+    assert source.last_success_at == polled.started_at
+    assert source.failures_since_success == 1
+    assert source.last_error == run.error_message
+
+
+def test_it_records_an_unreachable_endpoint_as_a_failed_poll(polled, source, simulator):
+    simulator.stop()
+    run = polling.poll_source(source)
+    assert not run.ok
+    assert run.error_kind == "unreachable"
+    assert "127.0.0.1" in run.error_message
+    assert PollRun.objects.filter(ok=False).count() == 1
+    assert Service.objects.count() == polled.created_count
+
+
+def test_it_reports_a_missing_token_variable_without_calling_the_api(source, monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV)
+    run = polling.poll_source(source)
+    assert not run.ok
+    assert run.error_kind == "config"
+    assert TOKEN_ENV in run.error_message
+    assert not Service.objects.exists()
+
+
+def test_it_refuses_to_poll_a_source_claimed_by_another_poller(source):
+    Source.objects.filter(pk=source.pk).update(
+        claimed_by="elsewhere:1", claim_expires_at=timezone.now() + polling.CLAIM_SLACK
+    )
+    with pytest.raises(polling.SourceBusy):
+        polling.poll_source(source)
+    assert not PollRun.objects.exists()
+
+
+def test_it_takes_over_an_expired_claim(source):
+    Source.objects.filter(pk=source.pk).update(
+        claimed_by="crashed:1", claim_expires_at=timezone.now() - polling.CLAIM_SLACK
+    )
+    assert polling.poll_source(source).ok
+    source.refresh_from_db()
+    assert source.claimed_by == "" and source.claim_expires_at is None
+
+
+def test_it_polls_a_workspace_when_the_source_names_one(source):
+    source.workspace_id = "no-such-workspace"
+    source.save()
+    run = polling.poll_source(source)
+    assert not run.ok
+    assert "ModelArts.0102" in run.error_message
+
+
+def test_it_rejects_a_malformed_project_id_as_configuration(source):
+    source.project_id = "../../etc"
+    source.save()
+    run = polling.poll_source(source)
+    assert not run.ok
+    assert run.error_kind == "config"
+    assert PROJECT_ID not in run.error_message

@@ -1,0 +1,269 @@
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dashboard.models import PollRun, Service, Source
+
+
+def names(response) -> list[str]:
+    """Service names in the order the table shows them."""
+    return re.findall(r'<span class="service-name">([^<]*)</span>', response.content.decode())
+
+
+@pytest.fixture
+def fleet_rows(make_service):
+    other = Source.objects.create(name="other", endpoint="http://127.0.0.1:9", project_id="p")
+    return [
+        make_service("alpha", "running", invocation_times=1000, failed_times=1),
+        make_service("bravo", "failed", invocation_times=50, failed_times=40, owner="owner-b"),
+        make_service("charlie", "concerning", invocation_times=5000, failed_times=500),
+        make_service(
+            "delta", "deploying", progress=40, infer_type="batch", invocation_times=0, failed_times=0
+        ),
+        make_service("echo", "stopped", invocation_times=10, failed_times=0, description="GPU box"),
+        make_service("foxtrot", "rebooting", source=other),
+    ]
+
+
+def test_it_shows_every_service_most_urgent_first(client, fleet_rows):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert names(response) == ["bravo", "charlie", "foxtrot", "delta", "alpha", "echo"]
+
+
+def test_it_serves_the_partial_to_htmx_and_the_full_page_otherwise(client, fleet_rows):
+    full = client.get("/?status=failed")
+    partial = client.get("/?status=failed", headers={"HX-Request": "true"})
+    body = partial.content.decode()
+    assert '<section id="results"' in full.content.decode()
+    assert '<form id="filters"' in full.content.decode()
+    assert body.lstrip().startswith('<section id="results"')
+    assert "<html" not in body
+    assert names(partial) == names(full) == ["bravo"]
+    assert "HX-Request" in partial["Vary"]
+
+
+def test_it_serves_the_full_page_to_a_history_restore(client, fleet_rows):
+    response = client.get(
+        "/?status=failed", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("status=failed&status=concerning", ["bravo", "charlie"]),
+        ("status=rebooting", ["foxtrot"]),
+        ("infer_type=batch", ["delta"]),
+        ("owner=owner-b", ["bravo"]),
+        ("source=other", ["foxtrot"]),
+        ("q=ECH", ["echo"]),
+        ("q=gpu", ["echo"]),
+        ("q=00000000-0000-4000-8000-000000000001", ["alpha"]),
+        ("status=running&infer_type=batch", []),
+    ],
+)
+def test_it_filters(client, fleet_rows, query, expected):
+    assert names(client.get(f"/?{query}")) == expected
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("name", ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]),
+        ("-name", ["foxtrot", "echo", "delta", "charlie", "bravo", "alpha"]),
+        ("-status", ["echo", "alpha", "delta", "foxtrot", "charlie", "bravo"]),
+        ("calls", ["delta", "echo", "bravo", "foxtrot", "alpha", "charlie"]),
+        ("-calls", ["charlie", "alpha", "foxtrot", "bravo", "echo", "delta"]),
+        ("-failures", ["charlie", "bravo", "foxtrot", "alpha", "echo", "delta"]),
+        ("-rate", ["bravo", "charlie", "foxtrot", "alpha", "echo", "delta"]),
+        ("published", ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]),
+        ("-published", ["foxtrot", "echo", "delta", "charlie", "bravo", "alpha"]),
+    ],
+)
+def test_it_sorts(client, fleet_rows, sort, expected):
+    assert names(client.get(f"/?sort={sort}")) == expected
+
+
+@pytest.mark.parametrize("sort", ["type", "-type", "owner", "-owner", "delta", "-delta"])
+def test_it_sorts_by_every_other_column(client, fleet_rows, sort):
+    response = client.get(f"/?sort={sort}")
+    assert response.status_code == 200
+    assert sorted(names(response)) == ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+
+
+def test_it_pages_with_a_stable_order(client, make_service):
+    for n in range(60):
+        make_service(f"svc-{n:02d}", "running")
+    first = names(client.get("/?sort=name&per_page=25"))
+    second = names(client.get("/?sort=name&per_page=25&page=2"))
+    third = client.get("/?sort=name&per_page=25&page=3")
+    assert first == [f"svc-{n:02d}" for n in range(25)]
+    assert second == [f"svc-{n:02d}" for n in range(25, 50)]
+    assert names(third) == [f"svc-{n:02d}" for n in range(50, 60)]
+    assert "51–60 of 60" in third.content.decode()
+
+
+def test_it_shows_the_last_page_for_a_page_past_the_end(client, fleet_rows):
+    response = client.get("/?per_page=25&page=9")
+    assert response.status_code == 200
+    assert len(names(response)) == 6
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "sort=bogus",
+        "per_page=7",
+        "per_page=abc",
+        "page=0",
+        "page=-1",
+        "page=1e9999",
+        "status=<script>",
+        "status=" + "x" * 40,
+        "infer_type=REAL TIME",
+        "q=" + "x" * 201,
+        "source=../etc",
+        "q=%00",
+    ],
+)
+def test_it_answers_bad_parameters_with_400_and_the_error(client, fleet_rows, query):
+    response = client.get(f"/?{query}")
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert 'role="alert"' in body
+    assert names(response) == []
+    assert "<script>" not in body.split('role="alert"')[1]
+
+
+def test_it_keeps_other_filters_in_sort_links_and_resets_the_page(client, fleet_rows):
+    body = client.get("/?status=failed&q=b&page=1&per_page=25").content.decode()
+    assert 'href="/?status=failed&amp;q=b&amp;sort=name&amp;per_page=25"' in body
+
+
+def test_it_marks_the_sorted_column_for_screen_readers(client, fleet_rows):
+    body = client.get("/?sort=-calls").content.decode()
+    assert re.search(r'aria-sort="descending"[^>]*>\s*<a[^>]*>Invocations', body)
+
+
+def test_it_counts_statuses_under_the_other_filters(client, fleet_rows):
+    body = client.get("/?owner=owner-a&status=running").content.decode()
+    tiles = dict(
+        (label, int(count))
+        for count, label in re.findall(
+            r'<span class="tile-count">(\d+)</span>\s*<span class="tile-label">([^<]+)</span>', body
+        )
+    )
+    assert tiles == {
+        "concerning": 1,
+        "unknown: rebooting": 1,
+        "deploying": 1,
+        "running": 1,
+        "stopped": 1,
+    }
+    assert 'href="/?owner=owner-a"' in body  # the selected running tile toggles off
+
+
+def test_it_labels_unknown_statuses_as_unknown(client, fleet_rows):
+    body = client.get("/?status=rebooting").content.decode()
+    assert 'class="badge badge-unknown">unknown: rebooting<' in body
+
+
+def test_it_shows_deployment_progress(client, fleet_rows):
+    body = client.get("/?status=deploying").content.decode()
+    assert '<progress class="progress" value="40" max="100">' in body
+
+
+def test_it_formats_counts_and_rates(client, make_service):
+    make_service("busy", invocation_times=1234567, failed_times=12345)
+    body = client.get("/").content.decode()
+    assert "1,234,567" in body
+    assert "12,345" in body
+    assert "1.00%" in body
+
+
+def test_it_keeps_a_constant_number_of_queries_as_rows_grow(
+    client, make_service, django_assert_max_num_queries
+):
+    for n in range(5):
+        make_service(f"a{n}")
+    with django_assert_max_num_queries(8) as small:
+        client.get("/?per_page=200")
+    for n in range(150):
+        make_service(f"b{n}", "failed" if n % 3 else "running", owner=f"o{n % 7}")
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        client.get("/?per_page=200")
+
+
+def test_it_labels_stale_data_and_asks_for_a_poll(client, fleet_rows):
+    source = Source.objects.get(name="fixture")
+    old = timezone.now() - timedelta(minutes=10)
+    Source.objects.filter(pk=source.pk).update(last_success_at=old, last_poll_at=old)
+    body = client.get("/").content.decode()
+    assert "fresh-stale" in body
+    assert 'hx-trigger="load' in body
+
+
+def test_it_shows_a_failing_source_in_red_with_its_error(client, fleet_rows):
+    source = Source.objects.get(name="fixture")
+    now = timezone.now()
+    Source.objects.filter(pk=source.pk).update(
+        last_success_at=now - timedelta(minutes=5),
+        last_poll_at=now,
+        failures_since_success=3,
+        last_error="ModelArts.0202: token expired (HTTP 401)",
+    )
+    body = client.get("/").content.decode()
+    assert "fresh-failing" in body
+    assert "ModelArts.0202: token expired (HTTP 401)" in body
+    assert "3 polls failed" in body
+
+
+def test_it_does_not_ask_for_a_poll_when_data_is_fresh(client, fleet_rows):
+    now = timezone.now()
+    Source.objects.update(last_success_at=now, last_poll_at=now)
+    assert 'hx-trigger="load' not in client.get("/").content.decode()
+
+
+def test_it_refreshes_through_the_client_and_returns_the_partial(client, polled, source, clock):
+    clock.advance(300)
+    response = client.post("/refresh/?status=running", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response.content.decode().lstrip().startswith('<section id="results"')
+    assert PollRun.objects.filter(source=source).count() == 2
+    assert set(Service.objects.filter(status="running").values_list("service_name", flat=True)) >= set(
+        names(response)
+    )
+
+
+def test_it_redirects_a_refresh_without_javascript_back_to_the_view(client, polled):
+    response = client.post("/refresh/?status=failed")
+    assert response.status_code == 302
+    assert response["Location"] == "/?status=failed"
+
+
+def test_it_polls_only_due_sources_when_a_stale_page_asks(client, polled, source):
+    client.post("/refresh/", {"due": "1"}, headers={"HX-Request": "true"})
+    assert PollRun.objects.filter(source=source).count() == 1  # just polled: not due
+
+
+def test_it_refuses_refresh_by_get(client, db):
+    assert client.get("/refresh/").status_code == 405
+
+
+def test_it_tells_a_refresh_that_another_poll_is_running(client, polled, source):
+    Source.objects.filter(pk=source.pk).update(
+        claimed_by="elsewhere:1", claim_expires_at=timezone.now() + timedelta(minutes=1)
+    )
+    body = client.post("/refresh/", headers={"HX-Request": "true"}).content.decode()
+    assert "a poll is already running" in body
+
+
+def test_it_explains_what_to_do_when_no_source_is_configured(client, db):
+    body = client.get("/").content.decode()
+    assert "No ModelArts source is configured" in body
