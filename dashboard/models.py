@@ -64,6 +64,14 @@ class Source(models.Model):
         next_at = self.next_poll_at()
         return next_at is None or next_at <= (now or timezone.now())
 
+    def is_overdue(self, now: datetime | None = None) -> bool:
+        """Due for a while: no poller is keeping up, so an open page should ask for a poll.
+
+        The grace lets a running poll_services take its turn first.
+        """
+        grace = timedelta(seconds=max(5, self.interval_seconds // 2))
+        return self.is_due((now or timezone.now()) - grace)
+
 
 class PollRun(models.Model):
     """One attempt to poll one source. A failed poll is data shown to users."""

@@ -77,7 +77,7 @@ def _render_services(
         "tiles": _tiles(view, services) if not errors else [],
         "headers": _headers(view),
         "sources": [_freshness(source) for source in sources],
-        "needs_poll": any(source.is_due() for source in sources),
+        "needs_poll": any(source.is_overdue() for source in sources),
         "chips": _chips(view),
         **_pager_queries(view, page),
         "owners": _choices(services, "owner", view.owner),

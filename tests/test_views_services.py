@@ -41,8 +41,11 @@ def test_it_serves_the_partial_to_htmx_and_the_full_page_otherwise(client, fleet
     body = partial.content.decode()
     assert '<section id="results"' in full.content.decode()
     assert '<form id="filters"' in full.content.decode()
-    assert body.lstrip().startswith('<section id="results"')
+    assert '<section id="results"' in body
+    assert '<div id="freshness" class="freshness" hx-swap-oob="true"' in body
+    assert '<nav id="tiles" class="tiles" aria-label="Services by status" hx-swap-oob="true"' in body
     assert "<html" not in body
+    assert 'id="filters"' not in body
     assert names(partial) == names(full) == ["bravo"]
     assert "HX-Request" in partial["Vary"]
 
@@ -234,7 +237,8 @@ def test_it_refreshes_through_the_client_and_returns_the_partial(client, polled,
     clock.advance(300)
     response = client.post("/refresh/?status=running", headers={"HX-Request": "true"})
     assert response.status_code == 200
-    assert response.content.decode().lstrip().startswith('<section id="results"')
+    assert '<section id="results"' in response.content.decode()
+    assert "<html" not in response.content.decode()
     assert PollRun.objects.filter(source=source).count() == 2
     assert set(Service.objects.filter(status="running").values_list("service_name", flat=True)) >= set(
         names(response)
