@@ -24,6 +24,7 @@ from dashboard.modelarts import (
     APIError,
     ModelArtsClient,
     ModelArtsError,
+    NoAuth,
     ResponseError,
     ServiceQuery,
     ServiceRecord,
@@ -73,13 +74,6 @@ def build_client(source: Source) -> ModelArtsClient:
         )
     except ValueError as exc:
         raise SourceConfigError(f"source {source.name!r}: {exc}") from exc
-
-
-class NoAuth:
-    """For the simulator started with --auth none."""
-
-    def headers_for(self, method: str, url: str, headers: dict[str, str]) -> dict[str, str]:
-        return dict(headers)
 
 
 def claim(source: Source, now: datetime | None = None) -> bool:

@@ -70,19 +70,25 @@ def make_service(db):
     """Services written straight to the database, for exact filter and sort tests."""
     from datetime import UTC, datetime, timedelta
 
+    from dashboard.modelarts import ServiceRecord
     from dashboard.models import Source
     from dashboard.polling import fingerprint_of
     from dashboard.statuses import severity
-    from dashboard.modelarts import ServiceRecord
 
     counter = iter(range(1, 1_000_000))
 
     def make(name: str, status: str = "running", *, source: Source | None = None, **fields):
         n = next(counter)
-        source = source or Source.objects.get_or_create(
-            name="fixture", defaults={"endpoint": "http://127.0.0.1:9", "project_id": PROJECT_ID}
-        )[0]
-        calls, failures = fields.pop("invocation_times", 100 * n), fields.pop("failed_times", n)
+        source = (
+            source
+            or Source.objects.get_or_create(
+                name="fixture",
+                defaults={"endpoint": "http://127.0.0.1:9", "project_id": PROJECT_ID},
+            )[0]
+        )
+        calls = fields.pop("invocation_times", 100 * n)
+        # A service that was never called has never failed either.
+        failures = fields.pop("failed_times", n if calls else 0)
         item = {"service_id": f"00000000-0000-4000-8000-{n:012d}", "service_name": name}
         values = {
             "service_name": name,

@@ -57,9 +57,7 @@ def shown_rows(page) -> list[tuple[str, str]]:
     ]
 
 
-def test_it_filters_by_status_keeps_it_in_the_url_and_survives_a_reload(
-    page, live_server, polled
-):
+def test_it_filters_by_status_keeps_it_in_the_url_and_survives_a_reload(page, live_server, polled):
     status = "failed" if Service.objects.filter(status="failed").exists() else "concerning"
     expected = sorted(Service.objects.filter(status=status).values_list("service_name", flat=True))
     assert expected, "the seeded fleet has services in this status"

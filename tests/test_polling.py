@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from django.utils import timezone
 from conftest import PROJECT_ID, TOKEN_ENV
+from django.utils import timezone
 
 from dashboard import polling
 from dashboard.models import PollRun, Service, ServiceSample, Source, StatusChange
@@ -47,7 +47,7 @@ def test_it_records_changes_and_calls_since_the_previous_poll(polled, source, fl
     assert run.ok
 
     changed_status = {
-        sid for sid, item in after.items() if sid in before and before[sid]["status"] != item["status"]
+        sid for sid in after.keys() & before.keys() if before[sid]["status"] != after[sid]["status"]
     }
     assert changed_status, "the simulated fleet should change status within ten minutes"
     changes = StatusChange.objects.filter(poll_run=run).exclude(from_status="")
@@ -165,3 +165,15 @@ def test_it_rejects_a_malformed_project_id_as_configuration(source):
     assert not run.ok
     assert run.error_kind == "config"
     assert PROJECT_ID not in run.error_message
+
+
+def test_it_polls_a_simulator_without_authentication(db, fleet):
+    from dashboard.simulator import SimulatorServer
+
+    with SimulatorServer(fleet, project_id=PROJECT_ID, auth="none") as open_api:
+        source = Source.objects.create(
+            name="open", endpoint=open_api.url, project_id=PROJECT_ID, auth_kind="none"
+        )
+        run = polling.poll_source(source)
+    assert run.ok
+    assert run.fetched_count == len(fleet.items())

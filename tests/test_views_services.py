@@ -22,7 +22,12 @@ def fleet_rows(make_service):
         make_service("bravo", "failed", invocation_times=50, failed_times=40, owner="owner-b"),
         make_service("charlie", "concerning", invocation_times=5000, failed_times=500),
         make_service(
-            "delta", "deploying", progress=40, infer_type="batch", invocation_times=0, failed_times=0
+            "delta",
+            "deploying",
+            progress=40,
+            infer_type="batch",
+            invocation_times=0,
+            failed_times=0,
         ),
         make_service("echo", "stopped", invocation_times=10, failed_times=0, description="GPU box"),
         make_service("foxtrot", "rebooting", source=other),
@@ -43,7 +48,7 @@ def test_it_serves_the_partial_to_htmx_and_the_full_page_otherwise(client, fleet
     assert '<form id="filters"' in full.content.decode()
     assert '<section id="results"' in body
     assert '<div id="freshness" class="freshness" hx-swap-oob="true"' in body
-    assert '<nav id="tiles" class="tiles" aria-label="Services by status" hx-swap-oob="true"' in body
+    assert re.search(r'<nav id="tiles"[^>]* hx-swap-oob="true"', body)
     assert "<html" not in body
     assert 'id="filters"' not in body
     assert names(partial) == names(full) == ["bravo"]
@@ -156,12 +161,12 @@ def test_it_marks_the_sorted_column_for_screen_readers(client, fleet_rows):
 
 def test_it_counts_statuses_under_the_other_filters(client, fleet_rows):
     body = client.get("/?owner=owner-a&status=running").content.decode()
-    tiles = dict(
-        (label, int(count))
+    tiles = {
+        label: int(count)
         for count, label in re.findall(
             r'<span class="tile-count">(\d+)</span>\s*<span class="tile-label">([^<]+)</span>', body
         )
-    )
+    }
     assert tiles == {
         "concerning": 1,
         "unknown: rebooting": 1,
@@ -240,9 +245,8 @@ def test_it_refreshes_through_the_client_and_returns_the_partial(client, polled,
     assert '<section id="results"' in response.content.decode()
     assert "<html" not in response.content.decode()
     assert PollRun.objects.filter(source=source).count() == 2
-    assert set(Service.objects.filter(status="running").values_list("service_name", flat=True)) >= set(
-        names(response)
-    )
+    running = Service.objects.filter(status="running").values_list("service_name", flat=True)
+    assert set(names(response)) <= set(running)
 
 
 def test_it_redirects_a_refresh_without_javascript_back_to_the_view(client, polled):

@@ -277,6 +277,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     # Keep-alive matters when a client pages through 100 pages of a big fleet.
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, a kept-alive connection waits
+    # for the client's delayed ACK (about 40 ms) before sending the body.
+    disable_nagle_algorithm = True
     server_version = "ModelArtsSimulator/1.0"
     timeout = 60  # seconds an idle keep-alive connection may hold its thread
 

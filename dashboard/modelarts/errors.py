@@ -1,0 +1,131 @@
+"""The client's exceptions, and the tolerant reading of ModelArts error bodies."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Mapping
+
+# Pairs tried in order, as huaweicloudsdkcore's DefaultExceptionHandler does; the second one is
+# the key spelling of the 2021 Huawei docs (API.md §1.6).
+_CODE_MESSAGE_KEYS = (
+    ("error_code", "error_msg"),
+    ("error_code", "error_message"),
+    ("errorCode", "errorMsg"),
+    ("code", "message"),
+)
+_MESSAGE_KEYS = ("error_msg", "error_message", "errorMsg", "message")
+# Deep enough for IAM's {"error": {...}}; bounded so a hostile body cannot recurse forever.
+_MAX_DEPTH = 3
+EXCERPT_CHARS = 200
+
+
+class ModelArtsError(Exception):
+    """Base of everything the ModelArts client raises."""
+
+
+class InvalidQueryError(ModelArtsError, ValueError):
+    """A parameter was rejected before any request was sent."""
+
+
+class TransportError(ModelArtsError):
+    """The API could not be reached: connection refused, DNS, TLS, timeout."""
+
+
+class ResponseError(ModelArtsError):
+    """The API answered 2xx but the body cannot be used."""
+
+
+class APIError(ModelArtsError):
+    """The API (or a gateway in front of it) answered with an error status."""
+
+    def __init__(self, status: int, code: str, message: str, request_id: str | None = None):
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        super().__init__(status, code, message, request_id)
+
+    def __str__(self) -> str:
+        details = [] if self.code == f"HTTP {self.status}" else [f"HTTP {self.status}"]
+        if self.request_id:
+            details.append(f"request {self.request_id}")
+        suffix = f" ({', '.join(details)})" if details else ""
+        return f"{self.code}: {self.message}{suffix}"
+
+    @classmethod
+    def from_body(cls, status: int, text: str, headers: Mapping[str, str]) -> APIError:
+        """Read whatever error shape came back; never fails, whatever the body."""
+        body = _json_or_none(text)
+        found = _find_error(body, _MAX_DEPTH) if isinstance(body, dict) else None
+        code, message = found or (None, None)
+        if not message:
+            # A bare code is still worth showing; only a body we could not read is quoted.
+            message = "no message given" if code else excerpt(text) or "empty response body"
+        return cls(
+            status=status,
+            code=code or f"HTTP {status}",
+            message=message,
+            request_id=_header(headers, "X-Request-Id") or _body_request_id(body),
+        )
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The readable start of a body that is not JSON, e.g. a proxy's HTML error page."""
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
+    text = html.unescape(re.sub(r"<[^>]*>", " ", text))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_or_none(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _find_error(body: dict, depth: int) -> tuple[str | None, str] | None:
+    for code_key, message_key in _CODE_MESSAGE_KEYS:
+        if code_key in body and message_key in body:
+            code, message = _as_code(body[code_key]), _as_text(body[message_key])
+            if code or message:
+                return code, message
+    if depth > 0:
+        for value in body.values():
+            if isinstance(value, dict) and (found := _find_error(value, depth - 1)):
+                return found
+    for key in _MESSAGE_KEYS:
+        if message := _as_text(body.get(key)):
+            return None, message
+    return None
+
+
+def _as_text(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _as_code(value: object) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    # Keystone-style bodies put the HTTP status in "code" as a number.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"HTTP {value}"
+    return None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted and value.strip():
+            return value.strip()
+    return None
+
+
+def _body_request_id(body: object) -> str | None:
+    if isinstance(body, dict):
+        value = body.get("request_id")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
