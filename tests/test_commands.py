@@ -53,7 +53,9 @@ def test_it_rejects_an_unknown_source_name(db, env_source):
         call_command("poll_services", "--once", "--source", "nope")
 
 
-def test_it_polls_due_sources_until_stopped(source):
+def test_it_polls_due_sources_until_stopped(transactional_db, source):
+    # Transactional: the loop closes stale connections between rounds, as a long-lived
+    # process must, which a test wrapped in one transaction would not survive.
     stop = threading.Event()
     lines: list[str] = []
 
