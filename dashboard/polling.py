@@ -168,7 +168,9 @@ def _finish(source: Source, run: PollRun, clock: float, *, ok: bool) -> None:
         fields.update(failures_since_success=F("failures_since_success") + 1)
         fields["last_error"] = run.error_message
     Source.objects.filter(pk=source.pk).update(**fields)
-    source.refresh_from_db(fields=list(fields) + ["failures_since_success"])
+    source.refresh_from_db(
+        fields=["last_poll_at", "last_success_at", "failures_since_success", "last_error"]
+    )
 
 
 @dataclass

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -60,7 +60,7 @@ def refresh(request: HttpRequest) -> HttpResponse:
 
 def _render_services(
     request: HttpRequest,
-    params,
+    params: QueryDict,
     *,
     notes: list[str] | None = None,
     partial: bool | None = None,

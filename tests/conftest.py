@@ -1,21 +1,13 @@
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from dashboard.simulator import Fleet, ManualClock, SimulatorServer
 
-DATA = Path(__file__).parent / "data"
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
 TOKEN = "test-token-5f0e2c"
-
-
-def load_example(name: str) -> dict:
-    """A documented ModelArts body, verbatim (see tests/data/modelarts/)."""
-    return json.loads((DATA / "modelarts" / name).read_text())
 
 
 @pytest.fixture

@@ -74,7 +74,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_the_demo_serves_a_polled_fleet_and_stops_on_sigint(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_the_demo_serves_a_polled_fleet_and_stops_on_a_signal(tmp_path, stop_signal):
     """`make run` in miniature: a fresh var/ directory, migrate, demo, one page, Ctrl-C."""
     env = {**os.environ, "DASHBOARD_VAR_DIR": str(tmp_path)}
     env.pop("DATABASE_URL", None)
@@ -100,8 +101,9 @@ def test_the_demo_serves_a_polled_fleet_and_stops_on_sigint(tmp_path):
         assert "data-service-id" in body
         assert "demo" in body
     finally:
-        demo.send_signal(signal.SIGINT)
+        demo.send_signal(stop_signal)
         output, _ = demo.communicate(timeout=30)
+    assert demo.returncode == 0
     assert f"Dashboard: http://127.0.0.1:{port}/" in output
     assert "poller: demo: " in output
 

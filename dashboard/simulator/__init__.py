@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dashboard.simulator.fleet import Fleet, ManualClock, ServiceQuery
+from dashboard.simulator.fleet import Fleet, ListRequest, ManualClock
 from dashboard.simulator.server import SimulatorServer
 
-__all__ = ["Fleet", "ManualClock", "ServiceQuery", "SimulatorServer"]
+__all__ = ["Fleet", "ManualClock", "ListRequest", "SimulatorServer"]

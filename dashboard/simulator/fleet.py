@@ -136,7 +136,7 @@ class ManualClock:
 
 
 @dataclass(frozen=True)
-class ServiceQuery:
+class ListRequest:
     """A validated ListServices query; `start` is a record index, whatever offset meant."""
 
     service_id: str | None = None
@@ -635,7 +635,7 @@ class Fleet:
         }
 
     def select(
-        self, query: ServiceQuery, now: float | None = None
+        self, query: ListRequest, now: float | None = None
     ) -> tuple[int, list[dict[str, Any]]]:
         """ListServices: (total_count, the page of items) for a validated query."""
         now = self._now(now)
@@ -658,7 +658,7 @@ class Fleet:
                 items.append(self._item(profile, phase, x, now_ms))
         return total, items
 
-    def _candidates(self, query: ServiceQuery, x: int) -> list[int]:
+    def _candidates(self, query: ListRequest, x: int) -> list[int]:
         """Listed services matching the static filters, in ascending sort order."""
         if query.service_id is not None:
             found = self._index.get(query.service_id)
@@ -681,7 +681,7 @@ class Fleet:
         return indexes
 
     def _by_phase(
-        self, indexes: list[int], query: ServiceQuery, x: int
+        self, indexes: list[int], query: ListRequest, x: int
     ) -> tuple[list[int], dict[int, Phase]]:
         profiles = self.profiles
         phases: dict[int, Phase] = {}

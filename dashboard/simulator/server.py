@@ -27,7 +27,7 @@ from dashboard.simulator.fleet import (
     STATUSES,
     WORKSPACE_ID,
     Fleet,
-    ServiceQuery,
+    ListRequest,
 )
 
 logger = logging.getLogger(__name__)
@@ -114,12 +114,12 @@ def _integer(values: dict[str, str], name: str, default: int, minimum: int, maxi
     return number
 
 
-def parse_list_query(raw: str, offset_mode: str) -> ServiceQuery:
+def parse_list_query(raw: str, offset_mode: str) -> ListRequest:
     """ListServices' query string → a validated query, or ApiError (400)."""
     values = _single_values(raw)
     offset = _integer(values, "offset", 0, 0, 10**18)
     limit = _integer(values, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    query = ServiceQuery(
+    query = ListRequest(
         service_id=values.get("service_id"),
         service_name=values.get("service_name"),
         model_id=values.get("model_id"),

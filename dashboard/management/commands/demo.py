@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import threading
 
 from django.core.management import call_command
@@ -63,9 +64,15 @@ class Command(BaseCommand):
             f"Simulated ModelArts API with {services} services at {simulator.url}\n"
             f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)"
         )
+        # SIGTERM stops the demo like Ctrl-C: the poller finishes its poll, the simulator closes.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             call_command("runserver", f"{host}:{port}", use_reloader=False)
         finally:
             stop.set()
             poller.join(timeout=10)
             simulator.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
