@@ -142,3 +142,29 @@ def parse_filter(data: QueryDict) -> tuple[ServiceFilter, dict[str, list[str]]]:
         page=clean["page"] or 1,
         per_page=clean["per_page"] or DEFAULT_PAGE_SIZE,
     ), {}
+
+
+class PollFilterForm(forms.Form):
+    """The poll history's query string: /polls/?source=NAME&outcome=failed&page=N."""
+
+    source = forms.SlugField(required=False, max_length=64)
+    outcome = forms.ChoiceField(required=False, choices=[("ok", "ok"), ("failed", "failed")])
+    page = forms.IntegerField(required=False, min_value=1, max_value=10_000_000)
+
+    def runs(self, runs: QuerySet) -> QuerySet:
+        """The filtered runs (call after is_valid)."""
+        data = self.cleaned_data
+        if data["source"]:
+            runs = runs.filter(source__name=data["source"])
+        if data["outcome"]:
+            runs = runs.filter(ok=data["outcome"] == "ok")
+        return runs
+
+    def query_string(self, **changes: object) -> str:
+        params = {name: self.cleaned_data.get(name) for name in ("source", "outcome", "page")}
+        params.update(changes)
+        query = QueryDict(mutable=True)
+        for name, value in params.items():
+            if value not in ("", None) and not (name == "page" and value == 1):
+                query[name] = str(value)
+        return query.urlencode()

@@ -4,29 +4,62 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+ENV_NAME = RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", "Enter an environment variable name.")
+
 
 class Source(models.Model):
-    """One ModelArts project (endpoint + project + workspace) to poll, and how."""
+    """One ModelArts project (endpoint + project + workspace) to poll, and how.
+
+    Secrets are never stored here: each *_env field names the environment variable that holds
+    one, read when a poll starts.
+    """
 
     class AuthKind(models.TextChoices):
-        TOKEN = "token", "IAM token from an environment variable"
-        NONE = "none", "No authentication (simulator only)"
+        AKSK = "aksk", "AK/SK request signing"
+        TOKEN = "token", "IAM token"
+        IAM_PASSWORD = "iam-password", "IAM user name and password"
+        NONE = "none", "None (simulator only)"
 
     class OffsetMode(models.TextChoices):
         PAGE = "page", "offset is a page index (as documented)"
         RECORD = "record", "offset is a record offset"
 
     name = models.SlugField(max_length=64, unique=True)
-    endpoint = models.URLField(max_length=300)
-    project_id = models.CharField(max_length=64)
-    workspace_id = models.CharField(max_length=64, blank=True)
+    endpoint = models.URLField(
+        max_length=300, help_text="e.g. https://modelarts.cn-north-4.myhuaweicloud.com"
+    )
+    project_id = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="May stay empty with IAM password auth: the token names it.",
+    )
+    workspace_id = models.CharField(
+        max_length=64, blank=True, help_text="Empty: the default workspace."
+    )
     auth_kind = models.CharField(max_length=16, choices=AuthKind, default=AuthKind.TOKEN)
-    # The name of the environment variable holding the token, never the token itself.
-    token_env = models.CharField(max_length=128, blank=True, default="MODELARTS_TOKEN")
+    token_env = models.CharField(max_length=128, blank=True, validators=[ENV_NAME])
+    ak_env = models.CharField("AK variable", max_length=128, blank=True, validators=[ENV_NAME])
+    sk_env = models.CharField("SK variable", max_length=128, blank=True, validators=[ENV_NAME])
+    security_token_env = models.CharField(
+        max_length=128, blank=True, validators=[ENV_NAME], help_text="Only for temporary AK/SK."
+    )
+    iam_endpoint = models.URLField(
+        max_length=300, blank=True, help_text="e.g. https://iam.cn-north-4.myhuaweicloud.com"
+    )
+    iam_domain = models.CharField("IAM account (domain) name", max_length=128, blank=True)
+    iam_username = models.CharField("IAM user name", max_length=128, blank=True)
+    password_env = models.CharField(max_length=128, blank=True, validators=[ENV_NAME])
+    region = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The IAM project name a password token is scoped to, e.g. cn-north-4.",
+    )
     offset_mode = models.CharField(max_length=8, choices=OffsetMode, default=OffsetMode.PAGE)
     interval_seconds = models.PositiveIntegerField(default=30)
     enabled = models.BooleanField(default=True)
@@ -46,6 +79,28 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        needed = {
+            self.AuthKind.AKSK: ["ak_env", "sk_env"],
+            self.AuthKind.TOKEN: ["token_env"],
+            self.AuthKind.IAM_PASSWORD: [
+                "iam_endpoint",
+                "iam_domain",
+                "iam_username",
+                "password_env",
+                "region",
+            ],
+        }.get(self.auth_kind, [])
+        missing = {
+            name: "Needed for this kind of authentication."
+            for name in needed
+            if not getattr(self, name)
+        }
+        if not self.project_id and self.auth_kind != self.AuthKind.IAM_PASSWORD:
+            missing["project_id"] = "Needed unless an IAM password token names the project."
+        if missing:
+            raise ValidationError(missing)
 
     def next_poll_at(self) -> datetime | None:
         if self.last_poll_at is None:

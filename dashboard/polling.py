@@ -32,6 +32,7 @@ from dashboard.modelarts import (
     TokenAuth,
     TransportError,
 )
+from dashboard.modelarts.auth import Auth
 from dashboard.models import PollRun, Service, ServiceSample, Source, StatusChange
 from dashboard.statuses import severity
 
@@ -53,17 +54,8 @@ class SourceBusy(Exception):
 
 
 def build_client(source: Source) -> ModelArtsClient:
-    """The client for a source; its secret is read from the environment variable it names."""
-    if source.auth_kind == Source.AuthKind.TOKEN:
-        token = os.environ.get(source.token_env, "").strip() if source.token_env else ""
-        if not token:
-            raise SourceConfigError(
-                f"environment variable {source.token_env or '(none named)'} holding the IAM "
-                f"token for source {source.name!r} is not set"
-            )
-        auth = TokenAuth(token)
-    else:
-        auth = NoAuth()
+    """The client for a source, its secrets read from the environment variables it names."""
+    auth = _auth_for(source)
     try:
         return ModelArtsClient(
             source.endpoint,
@@ -74,6 +66,26 @@ def build_client(source: Source) -> ModelArtsClient:
         )
     except ValueError as exc:
         raise SourceConfigError(f"source {source.name!r}: {exc}") from exc
+
+
+def _auth_for(source: Source) -> Auth:
+    kind = source.auth_kind
+    if kind == Source.AuthKind.TOKEN:
+        return TokenAuth(_secret(source, "token_env", "IAM token"))
+    if kind == Source.AuthKind.NONE:
+        return NoAuth()
+    raise SourceConfigError(f"source {source.name!r}: authentication {kind!r} is not supported")
+
+
+def _secret(source: Source, field_name: str, what: str) -> str:
+    variable = getattr(source, field_name)
+    value = os.environ.get(variable, "").strip() if variable else ""
+    if not value:
+        raise SourceConfigError(
+            f"environment variable {variable or '(none named)'} holding the {what} "
+            f"for source {source.name!r} is not set"
+        )
+    return value
 
 
 def claim(source: Source, now: datetime | None = None) -> bool:

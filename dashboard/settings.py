@@ -158,6 +158,25 @@ MODELARTS_PROJECT_ID = env_str("MODELARTS_PROJECT_ID")
 MODELARTS_WORKSPACE_ID = env_str("MODELARTS_WORKSPACE_ID")
 MODELARTS_SOURCE_NAME = env_str("MODELARTS_SOURCE_NAME", "default")
 MODELARTS_POLL_INTERVAL = env_int("MODELARTS_POLL_INTERVAL", 30, minimum=5)
+MODELARTS_OFFSET_MODE = env_str("MODELARTS_OFFSET_MODE", "page")
+if MODELARTS_OFFSET_MODE not in ("page", "record"):
+    raise ImproperlyConfigured("MODELARTS_OFFSET_MODE must be page or record")
+MODELARTS_REGION = env_str("MODELARTS_REGION")
+HUAWEICLOUD_IAM_ENDPOINT = env_str("HUAWEICLOUD_IAM_ENDPOINT") or (
+    f"https://iam.{MODELARTS_REGION}.myhuaweicloud.com" if MODELARTS_REGION else ""
+)
+HUAWEICLOUD_DOMAIN = env_str("HUAWEICLOUD_DOMAIN")
+HUAWEICLOUD_USERNAME = env_str("HUAWEICLOUD_USERNAME")
+# How the environment's source authenticates, by which secrets are set; their values stay in the
+# environment and are read when a poll starts. AK/SK wins over a token, a token over a password.
+if env_str("MODELARTS_AK") and env_str("MODELARTS_SK"):
+    MODELARTS_AUTH = "aksk"
+elif env_str("MODELARTS_TOKEN"):
+    MODELARTS_AUTH = "token"
+elif env_str("HUAWEICLOUD_PASSWORD"):
+    MODELARTS_AUTH = "iam-password"
+else:
+    MODELARTS_AUTH = "token"  # and its poll says MODELARTS_TOKEN is missing
 MODELARTS_TIMEOUT = env_int("MODELARTS_TIMEOUT", 30, minimum=1)
 
 # How often an open page refreshes its table, in seconds.

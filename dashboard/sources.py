@@ -20,10 +20,20 @@ def sync_env_source() -> Source | None:
             "endpoint": settings.MODELARTS_ENDPOINT.rstrip("/"),
             "project_id": settings.MODELARTS_PROJECT_ID,
             "workspace_id": settings.MODELARTS_WORKSPACE_ID,
-            "auth_kind": Source.AuthKind.TOKEN,
-            "token_env": "MODELARTS_TOKEN",
+            "offset_mode": settings.MODELARTS_OFFSET_MODE,
             "interval_seconds": settings.MODELARTS_POLL_INTERVAL,
             "enabled": True,
+            "auth_kind": settings.MODELARTS_AUTH,
+            # The variables' names only: the values are read when a poll starts.
+            "token_env": "MODELARTS_TOKEN",
+            "ak_env": "MODELARTS_AK",
+            "sk_env": "MODELARTS_SK",
+            "security_token_env": "MODELARTS_SECURITY_TOKEN",
+            "password_env": "HUAWEICLOUD_PASSWORD",
+            "iam_endpoint": settings.HUAWEICLOUD_IAM_ENDPOINT,
+            "iam_domain": settings.HUAWEICLOUD_DOMAIN,
+            "iam_username": settings.HUAWEICLOUD_USERNAME,
+            "region": settings.MODELARTS_REGION,
         },
     )
     return source

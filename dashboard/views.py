@@ -13,8 +13,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import polling
-from dashboard.filters import PAGE_SIZES, ServiceFilter, parse_filter
-from dashboard.models import Service, Source
+from dashboard.filters import PAGE_SIZES, PollFilterForm, ServiceFilter, parse_filter
+from dashboard.models import PollRun, Service, Source
 from dashboard.sources import sync_env_source
 from dashboard.statuses import ALERTING, STYLES, style_for
 
@@ -87,6 +87,7 @@ def _render_services(
         "notes": notes or [],
         "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
         "query": view.query_string(),
+        "section": "services",
     }
     partial = _wants_partial(request) if partial is None else partial
     template = "dashboard/_services.html" if partial else "dashboard/services.html"
@@ -269,3 +270,68 @@ def _service_json(service: Service) -> dict:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+POLLS_PER_PAGE = 50
+
+
+@require_GET
+def poll_list(request: HttpRequest) -> HttpResponse:
+    """Every poll run, newest first: when each source was polled, how it went, and why not."""
+    form, errors = PollFilterForm(request.GET), {}
+    if not form.is_valid():
+        errors = {name: list(messages) for name, messages in form.errors.items()}
+        form = PollFilterForm({})  # an empty filter to build the page's links from
+        form.is_valid()
+    runs = form.runs(PollRun.objects.all()) if not errors else PollRun.objects.none()
+    # The pollrun_source_recent index serves the per-source order; -started_at the rest.
+    runs = runs.select_related("source").order_by("-started_at", "-id")
+    page = Paginator(runs, POLLS_PER_PAGE).get_page(form.cleaned_data["page"])
+    context = {
+        "filter": form.cleaned_data,
+        "errors": errors,
+        "page": page,
+        "sources": [_freshness(source) for source in _sources()],
+        "query": form.query_string(),
+        "prev_query": form.query_string(page=max(1, page.number - 1)),
+        "next_query": form.query_string(page=min(page.paginator.num_pages, page.number + 1)),
+        "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
+        "section": "polls",
+        "outcomes": [
+            (label, value, form.query_string(outcome=value, page=1))
+            for label, value in (("all", ""), ("ok", "ok"), ("failed", "failed"))
+        ],
+    }
+    template = "dashboard/_polls.html" if _wants_partial(request) else "dashboard/polls.html"
+    response = render(request, template, context, status=400 if errors else 200)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """200 while every enabled source has fresh data; 503 saying which one is not and why."""
+    now = timezone.now()
+    sources = _sources()
+    problems = [_health_problem(source, now) for source in sources]
+    problems = [problem for problem in problems if problem]
+    if not sources:
+        problems = ["no source is configured"]
+    body = {
+        "status": "fail" if problems else "ok",
+        "problems": problems,
+        "sources": [_source_json(source) for source in sources],
+    }
+    return JsonResponse(body, status=503 if problems else 200)
+
+
+def _health_problem(source: Source, now: datetime) -> str | None:
+    if not source.is_stale(now):
+        return None
+    if source.last_success_at is None:
+        reason = "never polled successfully"
+    else:
+        reason = f"last successful poll {_seconds_between(source.last_success_at, now)} s ago"
+    if source.last_error:
+        reason += f"; last error: {source.last_error}"
+    return f"{source.name}: {reason}"
