@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django import forms
-from django.core.validators import RegexValidator
 from django.db.models import Count, F, Q, QuerySet
 from django.http import QueryDict
 
@@ -31,23 +30,29 @@ DEFAULT_SORT = "status"
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 MAX_STATUSES = 12
+ENUM_MAX_LENGTH = 32  # the width of the status and infer_type columns
 
-token = RegexValidator(r"^[a-z][a-z_-]{0,31}$", "Use lower-case letters, '-' or '_'.")
+
+def enum_value(value: str) -> None:
+    """Statuses and types are open sets: any printable value the API could send, matched
+    exactly (so a tile for "Running" or "real_time2" links to a view that works)."""
+    if len(value) > ENUM_MAX_LENGTH or not value.isprintable():
+        raise forms.ValidationError(
+            f"Use up to {ENUM_MAX_LENGTH} printable characters.", code="invalid"
+        )
 
 
 class StatusesField(forms.MultipleChoiceField):
-    """Statuses are an open set: any well-formed value filters, known or not."""
-
     def validate(self, value: list[str]) -> None:
         if len(value) > MAX_STATUSES:
             raise forms.ValidationError(f"At most {MAX_STATUSES} statuses at once.")
         for item in value:
-            token(item)
+            enum_value(item)
 
 
 class ServiceFilterForm(forms.Form):
     status = StatusesField(required=False)
-    infer_type = forms.CharField(required=False, max_length=32, validators=[token])
+    infer_type = forms.CharField(required=False, validators=[enum_value])
     owner = forms.CharField(required=False, max_length=64)
     source = forms.SlugField(required=False, max_length=64)
     q = forms.CharField(required=False, max_length=200, strip=True)
@@ -73,7 +78,7 @@ class ServiceFilter:
 
     def apply(self, services: QuerySet[Service], *, with_status: bool = True) -> QuerySet:
         """Filter (not sort) the services; tiles count with every filter but status."""
-        services = services.filter(gone_at=None)
+        services = services.filter(gone_at=None, source__enabled=True)
         if with_status and self.statuses:
             services = services.filter(status__in=self.statuses)
         if self.infer_type:
@@ -103,6 +108,11 @@ class ServiceFilter:
 
     def is_filtered(self) -> bool:
         return bool(self.statuses or self.infer_type or self.owner or self.source or self.q)
+
+    def url(self, **changes: object) -> str:
+        """The address of this view (with some parameters changed)."""
+        query = self.query_string(**changes)
+        return f"/?{query}" if query else "/"
 
     def query_string(self, **changes: object) -> str:
         """This view's URL query, with some parameters changed; defaults are left out."""

@@ -10,7 +10,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-ENV_NAME = RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", "Enter an environment variable name.")
+# Only variables meant for this dashboard can be named: a row must not be able to send, say,
+# SECRET_KEY or DATABASE_URL to an endpoint of its choosing as a "token".
+SECRET_ENV_PREFIXES = ("MODELARTS_", "HUAWEICLOUD_")
+ENV_NAME = RegexValidator(
+    r"^(MODELARTS|HUAWEICLOUD)_[A-Z0-9_]{1,100}$",
+    "Name an environment variable starting with MODELARTS_ or HUAWEICLOUD_.",
+)
 
 
 class Source(models.Model):
@@ -65,7 +71,7 @@ class Source(models.Model):
     enabled = models.BooleanField(default=True)
 
     # The poll claim: a poller owns the source until claim_expires_at (see polling.claim).
-    claimed_by = models.CharField(max_length=128, blank=True)
+    claimed_by = models.CharField(max_length=160, blank=True)
     claim_expires_at = models.DateTimeField(null=True, blank=True)
 
     # Denormalised from PollRun so the freshness strip costs no aggregate query.
@@ -73,6 +79,7 @@ class Source(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     failures_since_success = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    last_poll_complete = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["name"]
@@ -124,8 +131,11 @@ class Source(models.Model):
 
         The grace lets a running poll_services take its turn first.
         """
+        now = now or timezone.now()
+        if self.claim_expires_at and self.claim_expires_at > now:
+            return False  # a poll is running: asking for another would only be refused
         grace = timedelta(seconds=max(5, self.interval_seconds // 2))
-        return self.is_due((now or timezone.now()) - grace)
+        return self.is_due(now - grace)
 
 
 class PollRun(models.Model):
@@ -135,6 +145,8 @@ class PollRun(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     ok = models.BooleanField(default=False)
+    poller = models.CharField(max_length=160, blank=True)  # the claim token: which process polled
+    warnings = models.TextField(blank=True)  # on a successful poll: what it had to leave out
     error_kind = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
     total_count = models.PositiveIntegerField(null=True, blank=True)
@@ -161,7 +173,7 @@ class Service(models.Model):
     """The latest known state of one (source, service_id), plus columns the table sorts on."""
 
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="services")
-    service_id = models.CharField(max_length=64)
+    service_id = models.CharField(max_length=128)
     service_name = models.CharField(max_length=256)
     description = models.TextField(blank=True)
     tenant = models.CharField(max_length=64, blank=True)

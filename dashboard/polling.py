@@ -10,10 +10,12 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -21,7 +23,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from dashboard.modelarts import (
+    AkSkAuth,
     APIError,
+    IamPasswordAuth,
     ModelArtsClient,
     ModelArtsError,
     NoAuth,
@@ -33,7 +37,14 @@ from dashboard.modelarts import (
     TransportError,
 )
 from dashboard.modelarts.auth import Auth
-from dashboard.models import PollRun, Service, ServiceSample, Source, StatusChange
+from dashboard.models import (
+    SECRET_ENV_PREFIXES,
+    PollRun,
+    Service,
+    ServiceSample,
+    Source,
+    StatusChange,
+)
 from dashboard.statuses import severity
 
 log = logging.getLogger(__name__)
@@ -41,6 +52,9 @@ log = logging.getLogger(__name__)
 # A claim outlives a crashed poller by this much at most; a live poll finishes well before.
 CLAIM_SLACK = timedelta(minutes=2)
 WRITE_BATCH = 1000
+TEXT_COLUMNS = (
+    "service_name", "tenant", "project", "owner", "infer_type", "workspace_id", "status"
+)  # fmt: skip
 # One identity per process, so a claim names who holds it.
 POLLER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -50,16 +64,23 @@ class SourceConfigError(Exception):
 
 
 class SourceBusy(Exception):
-    """Another poller holds this source's claim."""
+    """Another poller holds this source's claim, or it was polled a moment ago."""
+
+
+class ClaimLost(Exception):
+    """The claim expired while polling: the snapshot must not be written."""
 
 
 def build_client(source: Source) -> ModelArtsClient:
     """The client for a source, its secrets read from the environment variables it names."""
     auth = _auth_for(source)
+    project_id = source.project_id
+    if not project_id and isinstance(auth, IamPasswordAuth):
+        project_id = auth.scoped_project_id() or ""  # the token says which project it is for
     try:
         return ModelArtsClient(
             source.endpoint,
-            source.project_id,
+            project_id,
             auth,
             timeout=settings.MODELARTS_TIMEOUT,
             offset_mode=source.offset_mode,
@@ -70,16 +91,57 @@ def build_client(source: Source) -> ModelArtsClient:
 
 def _auth_for(source: Source) -> Auth:
     kind = source.auth_kind
+    if kind == Source.AuthKind.AKSK:
+        return AkSkAuth(
+            _secret(source, "ak_env", "access key (AK)"),
+            _secret(source, "sk_env", "secret key (SK)"),
+            security_token=_secret(source, "security_token_env", "security token", needed=False),
+            project_id=source.project_id or None,
+        )
     if kind == Source.AuthKind.TOKEN:
         return TokenAuth(_secret(source, "token_env", "IAM token"))
+    if kind == Source.AuthKind.IAM_PASSWORD:
+        return _iam_auth(source, _secret(source, "password_env", "IAM password"))
     if kind == Source.AuthKind.NONE:
         return NoAuth()
-    raise SourceConfigError(f"source {source.name!r}: authentication {kind!r} is not supported")
+    raise SourceConfigError(f"source {source.name!r}: unknown authentication {kind!r}")
 
 
-def _secret(source: Source, field_name: str, what: str) -> str:
+# One IAM login per source and process, reused until it is renewed: IAM tokens last a day, and
+# logging in on every poll would look like an attack to IAM. Keyed by everything the login
+# uses (the password by its hash), so a changed setting logs in afresh.
+_iam_auths: dict[tuple, tuple[str, IamPasswordAuth]] = {}
+_iam_lock = threading.Lock()
+
+
+def _iam_auth(source: Source, password: str) -> IamPasswordAuth:
+    fingerprint = hashlib.sha256(password.encode()).hexdigest()
+    key = (source.pk, source.iam_endpoint, source.iam_domain, source.iam_username, source.region)
+    with _iam_lock:
+        cached = _iam_auths.get(key)
+        if cached is None or cached[0] != fingerprint:
+            auth = IamPasswordAuth(
+                source.iam_endpoint,
+                source.iam_domain,
+                source.iam_username,
+                password,
+                source.region,
+                timeout=settings.MODELARTS_TIMEOUT,
+            )
+            _iam_auths[key] = cached = (fingerprint, auth)
+        return cached[1]
+
+
+def _secret(source: Source, field_name: str, what: str, *, needed: bool = True) -> str | None:
     variable = getattr(source, field_name)
+    if variable and not variable.startswith(SECRET_ENV_PREFIXES):
+        raise SourceConfigError(
+            f"source {source.name!r}: {field_name} must name a variable starting with "
+            f"{' or '.join(SECRET_ENV_PREFIXES)}, not {variable!r}"
+        )
     value = os.environ.get(variable, "").strip() if variable else ""
+    if not value and not needed:
+        return None
     if not value:
         raise SourceConfigError(
             f"environment variable {variable or '(none named)'} holding the {what} "
@@ -88,50 +150,85 @@ def _secret(source: Source, field_name: str, what: str) -> str:
     return value
 
 
-def claim(source: Source, now: datetime | None = None) -> bool:
-    """Take the source for one poll, unless someone else holds an unexpired claim.
+def poll_budget(source: Source) -> float:
+    """Seconds one poll of the source may spend fetching: always less than its interval."""
+    return max(5.0, 0.8 * source.interval_seconds)
+
+
+def claim(source: Source, *, only_if_due: bool = False, min_gap: float = 0) -> str | None:
+    """Take the source for one poll; the claim's token, or None if that is not possible now.
 
     A conditional UPDATE is atomic on every database, so two pollers (or a poller and a
-    "refresh now" click) can never both win.
+    "refresh now" click) can never both win. The lease outlives the longest a live poll can
+    take (its budget plus a request in flight), so only a crashed poller's claim expires.
     """
-    now = now or timezone.now()
-    expires = now + timedelta(seconds=settings.MODELARTS_TIMEOUT * 4) + CLAIM_SLACK
-    won = (
-        Source.objects.filter(pk=source.pk)
-        .filter(Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lt=now))
-        .update(claimed_by=POLLER_ID, claim_expires_at=expires)
+    now = timezone.now()
+    token = f"{POLLER_ID}:{uuid.uuid4().hex[:8]}"
+    lease = timedelta(seconds=poll_budget(source) + 2 * settings.MODELARTS_TIMEOUT + 60)
+    free = Source.objects.filter(pk=source.pk).filter(
+        Q(claim_expires_at__isnull=True) | Q(claim_expires_at__lt=now)
     )
-    return won == 1
+    gap = source.interval_seconds if only_if_due else min_gap
+    if gap:
+        # Checked in the same UPDATE, so a poll that just finished is not repeated.
+        since = now - timedelta(seconds=gap)
+        free = free.filter(Q(last_poll_at__isnull=True) | Q(last_poll_at__lte=since))
+    won = free.update(claimed_by=token, claim_expires_at=now + lease)
+    return token if won else None
 
 
-def release(source: Source) -> None:
-    Source.objects.filter(pk=source.pk, claimed_by=POLLER_ID).update(
+def release(source: Source, token: str) -> None:
+    Source.objects.filter(pk=source.pk, claimed_by=token).update(
         claimed_by="", claim_expires_at=None
     )
 
 
-def poll_source(source: Source, *, client: ModelArtsClient | None = None) -> PollRun:
-    """Poll one source once and record the outcome. Raises SourceBusy if it is claimed."""
-    if not claim(source):
-        raise SourceBusy(f"source {source.name!r} is being polled by another process")
+def poll_source(
+    source: Source,
+    *,
+    client: ModelArtsClient | None = None,
+    only_if_due: bool = False,
+    min_gap: float = 0,
+) -> PollRun:
+    """Poll one source once and record the outcome.
+
+    Raises SourceBusy, saying why, when another poller holds the source or (with only_if_due
+    or min_gap) it was polled too recently.
+    """
+    token = claim(source, only_if_due=only_if_due, min_gap=min_gap)
+    if token is None:
+        raise SourceBusy(_why_busy(source))
     try:
-        return _poll_claimed(source, client)
+        source.refresh_from_db()  # what the previous poll left, as of now
+        return _poll_claimed(source, client, token)
     finally:
-        release(source)
+        release(source, token)
 
 
-def _poll_claimed(source: Source, client: ModelArtsClient | None) -> PollRun:
+def _why_busy(source: Source) -> str:
+    source.refresh_from_db()
+    if source.claim_expires_at and source.claim_expires_at > timezone.now():
+        return f"{source.name}: a poll is already running"
+    return f"{source.name}: polled {_seconds_ago(source.last_poll_at)} s ago"
+
+
+def _seconds_ago(moment: datetime | None) -> int:
+    return int((timezone.now() - moment).total_seconds()) if moment else 0
+
+
+def _poll_claimed(source: Source, client: ModelArtsClient | None, token: str) -> PollRun:
     started_at = timezone.now()
     clock = time.monotonic()
-    run = PollRun(source=source, started_at=started_at)
+    run = PollRun(source=source, started_at=started_at, poller=token)
     try:
         snapshot = _fetch(source, client)
         run.pages, run.total_count = snapshot.pages, snapshot.total_count
         run.fetched_count, run.complete = len(snapshot.services), snapshot.complete
         with transaction.atomic():
+            _check_claim(source, token)
             _write_snapshot(source, run, snapshot, started_at)
             _finish(source, run, clock, ok=True)
-    except (ModelArtsError, SourceConfigError) as exc:
+    except (ModelArtsError, SourceConfigError, ClaimLost) as exc:
         _record_failure(source, run, clock, _error_kind(exc), str(exc))
     except Exception as exc:
         # The outermost boundary of one poll: whatever went wrong becomes a failed PollRun
@@ -141,12 +238,23 @@ def _poll_claimed(source: Source, client: ModelArtsClient | None) -> PollRun:
     return run
 
 
+def _check_claim(source: Source, token: str) -> None:
+    """Inside the write transaction: still ours? Otherwise a newer poll may have written."""
+    if not Source.objects.select_for_update().filter(pk=source.pk, claimed_by=token).exists():
+        raise ClaimLost(
+            f"{source.name}: the poll outlived its claim and another poller took over; "
+            "its snapshot was discarded"
+        )
+
+
 def _fetch(source: Source, client: ModelArtsClient | None) -> Snapshot:
     query = ServiceQuery(workspace_id=source.workspace_id or None)
+    # Retries and slow pages stop here, so a poll always ends before the next one is due.
+    deadline = time.monotonic() + poll_budget(source)
     if client is not None:
-        return client.fetch_all(query)
+        return client.fetch_all(query, deadline=deadline)
     with build_client(source) as own_client:
-        return own_client.fetch_all(query)
+        return own_client.fetch_all(query, deadline=deadline)
 
 
 def _error_kind(exc: Exception) -> str:
@@ -156,6 +264,8 @@ def _error_kind(exc: Exception) -> str:
         return "api-error"
     if isinstance(exc, ResponseError):
         return "bad-response"
+    if isinstance(exc, ClaimLost):
+        return "claim-lost"
     return "config"
 
 
@@ -176,13 +286,12 @@ def _finish(source: Source, run: PollRun, clock: float, *, ok: bool) -> None:
     fields = {"last_poll_at": run.started_at}
     if ok:
         fields.update(last_success_at=run.started_at, failures_since_success=0, last_error="")
+        fields["last_poll_complete"] = run.complete
     else:
         fields.update(failures_since_success=F("failures_since_success") + 1)
         fields["last_error"] = run.error_message
     Source.objects.filter(pk=source.pk).update(**fields)
-    source.refresh_from_db(
-        fields=["last_poll_at", "last_success_at", "failures_since_success", "last_error"]
-    )
+    source.refresh_from_db(fields=[*fields, "failures_since_success"])
 
 
 @dataclass
@@ -191,20 +300,31 @@ class _Changes:
     updated: list[tuple[int, dict]] = field(default_factory=list)
     samples: list[ServiceSample] = field(default_factory=list)
     changes: list[StatusChange] = field(default_factory=list)
+    idle: list[int] = field(default_factory=list)
+
+
+class _Known(NamedTuple):
+    """What the database holds of a service, enough to tell what a poll changed."""
+
+    pk: int
+    fingerprint: str
+    status: str
+    progress: int | None
+    invocation_times: int | None
+    failed_times: int | None
+    calls_delta: int | None
+    failures_delta: int | None
+    gone_at: datetime | None
 
 
 def _write_snapshot(source: Source, run: PollRun, snapshot: Snapshot, now: datetime) -> None:
     run.save()  # samples and status changes point at it
     previous_poll_at = source.last_success_at
-    known = {
-        row[0]: row[1:]
-        for row in Service.objects.filter(source=source).values_list(
-            "service_id", "id", "fingerprint", "status", "progress", "invocation_times",
-            "failed_times", "calls_delta", "failures_delta", "gone_at",
-        )
-    }  # fmt: skip
+    rows = Service.objects.filter(source=source).values_list("service_id", *_Known._fields)
+    known = {row[0]: _Known(*row[1:]) for row in rows}
     diff = _Changes()
-    for record in snapshot.services:
+    records = _storable(run, snapshot.services)
+    for record in records:
         row = known.get(record.service_id)
         if row is None:
             diff.new.append(_new_service(source, record, now))
@@ -217,17 +337,33 @@ def _write_snapshot(source: Source, run: PollRun, snapshot: Snapshot, now: datet
         # A service that appears after the first poll is news; the first import is not.
         diff.changes += [_change(s, run, "", now, previous_poll_at) for s in diff.new]
     _update_rows(diff.updated)
+    _update_in_chunks(diff.idle, calls_delta=0, failures_delta=0)
     ServiceSample.objects.bulk_create(diff.samples, batch_size=WRITE_BATCH)
     StatusChange.objects.bulk_create(diff.changes, batch_size=WRITE_BATCH)
 
     run.created_count, run.updated_count = len(diff.new), len(diff.updated)
-    if snapshot.complete:
+    if run.complete:
         # Only a complete snapshot can say a service is gone; an incomplete one marks nothing.
-        seen = {record.service_id for record in snapshot.services}
-        gone = [row[0] for sid, row in known.items() if sid not in seen and row[-1] is None]
-        for start in range(0, len(gone), WRITE_BATCH):
-            Service.objects.filter(pk__in=gone[start : start + WRITE_BATCH]).update(gone_at=now)
+        seen = {record.service_id for record in records}
+        gone = [row.pk for sid, row in known.items() if sid not in seen and row.gone_at is None]
+        _update_in_chunks(gone, gone_at=now)
         run.gone_count = len(gone)
+
+
+def _storable(run: PollRun, records: tuple[ServiceRecord, ...]) -> list[ServiceRecord]:
+    """The records whose id fits the column; an id that does not makes the snapshot partial."""
+    limit = Service._meta.get_field("service_id").max_length
+    storable = [record for record in records if len(record.service_id) <= limit]
+    if len(storable) < len(records):
+        skipped = len(records) - len(storable)
+        run.complete = False
+        run.warnings = f"{skipped} service(s) with an id longer than {limit} characters skipped"
+    return storable
+
+
+def _update_in_chunks(pks: list[int], **values: object) -> None:
+    for start in range(0, len(pks), WRITE_BATCH):
+        Service.objects.filter(pk__in=pks[start : start + WRITE_BATCH]).update(**values)
 
 
 def _diff_service(
@@ -235,29 +371,29 @@ def _diff_service(
     source: Source,
     run: PollRun,
     record: ServiceRecord,
-    row: tuple,
+    row: _Known,
     now: datetime,
     previous_poll_at: datetime | None,
 ) -> None:
-    pk, fingerprint, old_status, old_progress, old_calls, old_failures, *old_deltas, gone_at = row
     new_fingerprint = fingerprint_of(record)
-    if new_fingerprint == fingerprint and gone_at is None:
-        if any(old_deltas):
-            # Unchanged counters mean no calls since the previous poll.
-            diff.updated.append((pk, {"calls_delta": 0, "failures_delta": 0}))
+    if new_fingerprint == row.fingerprint and row.gone_at is None:
+        # Unchanged counters mean no calls since the previous poll; rows already saying so
+        # are left alone, so an idle fleet costs nothing.
+        if row.invocation_times is not None and (row.calls_delta, row.failures_delta) != (0, 0):
+            diff.idle.append(row.pk)
         return
     values = _state(record, new_fingerprint)
-    values["calls_delta"] = _delta(record.invocation_times, old_calls)
-    values["failures_delta"] = _delta(record.failed_times, old_failures)
+    values["calls_delta"] = _delta(record.invocation_times, row.invocation_times)
+    values["failures_delta"] = _delta(record.failed_times, row.failed_times)
     values["gone_at"] = None
-    service = Service(pk=pk, source=source, service_id=record.service_id, **values)
-    if record.status != old_status:
+    service = Service(pk=row.pk, source=source, service_id=record.service_id, **values)
+    if service.status != row.status:
         values["status_changed_at"] = now
-        diff.changes.append(_change(service, run, old_status, now, previous_poll_at))
-    observed = (record.status, record.progress, record.invocation_times, record.failed_times)
-    if observed != (old_status, old_progress, old_calls, old_failures):
+        diff.changes.append(_change(service, run, row.status, now, previous_poll_at))
+    observed = (service.status, service.progress, service.invocation_times, service.failed_times)
+    if observed != (row.status, row.progress, row.invocation_times, row.failed_times):
         diff.samples.append(_sample(service, run, now))
-    diff.updated.append((pk, values))
+    diff.updated.append((row.pk, values))
 
 
 def _new_service(source: Source, record: ServiceRecord, now: datetime) -> Service:
@@ -272,7 +408,7 @@ def _new_service(source: Source, record: ServiceRecord, now: datetime) -> Servic
 
 
 def _state(record: ServiceRecord, fingerprint: str) -> dict:
-    return {
+    values = {
         "service_name": record.service_name,
         "description": record.description,
         "tenant": record.tenant,
@@ -301,6 +437,11 @@ def _state(record: ServiceRecord, fingerprint: str) -> dict:
         "severity": severity(record.status),
         "failure_rate": _rate(record.failed_times, record.invocation_times),
     }
+    # Anyone who can create a service writes these strings: columns keep what fits (the raw
+    # item keeps everything), so one 10,000-character name cannot fail a whole poll.
+    for name in TEXT_COLUMNS:
+        values[name] = values[name][: Service._meta.get_field(name).max_length]
+    return values
 
 
 def fingerprint_of(record: ServiceRecord) -> str:

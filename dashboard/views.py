@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from datetime import datetime
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.db import DatabaseError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import polling
-from dashboard.filters import PAGE_SIZES, PollFilterForm, ServiceFilter, parse_filter
+from dashboard.filters import (
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_SORT,
+    PAGE_SIZES,
+    PollFilterForm,
+    ServiceFilter,
+    parse_filter,
+)
 from dashboard.models import PollRun, Service, Source
 from dashboard.sources import sync_env_source
 from dashboard.statuses import ALERTING, STYLES, style_for
 
+log = logging.getLogger(__name__)
+# "Refresh now" polls at most this often per source, however fast anyone clicks.
+REFRESH_MIN_GAP = 5
 _env_source_synced = False
 
 
@@ -36,39 +50,41 @@ def _wants_partial(request: HttpRequest) -> bool:
 
 @require_GET
 def service_list(request: HttpRequest) -> HttpResponse:
-    return _render_services(request, request.GET)
+    return _render_services(request)
 
 
 @require_POST
 def refresh(request: HttpRequest) -> HttpResponse:
-    """Poll now: every shown source on a click, only the due ones when a stale page asks."""
-    only_due = request.POST.get("due") == "1"
-    now = timezone.now()
+    """Poll now: every shown source on a click, only the overdue ones when a stale page asks."""
+    only_if_due = request.POST.get("due") == "1"
     notes = []
     for source in _sources():
-        if only_due and not source.is_due(now):
-            continue
         try:
-            polling.poll_source(source)
-        except polling.SourceBusy:
-            notes.append(f"{source.name}: a poll is already running")
+            polling.poll_source(source, only_if_due=only_if_due, min_gap=REFRESH_MIN_GAP)
+        except polling.SourceBusy as exc:
+            notes.append(str(exc))
+        except DatabaseError:
+            # The poller holds the write lock for a long moment, say; the page stays usable.
+            log.warning("refresh of %s could not start", source.name, exc_info=True)
+            notes.append(f"{source.name}: the database is busy, try again in a moment")
     if not request.htmx:
-        query = request.GET.urlencode()
-        return redirect(f"/?{query}" if query else "/")
-    return _render_services(request, request.GET, notes=notes, partial=True)
+        return redirect(parse_filter(request.GET)[0].url())
+    # The answer to a refresh never asks for another one: no loops, whatever happened.
+    return _render_services(request, notes=notes, partial=True, may_ask_for_poll=False)
 
 
 def _render_services(
     request: HttpRequest,
-    params: QueryDict,
     *,
     notes: list[str] | None = None,
     partial: bool | None = None,
+    may_ask_for_poll: bool = True,
 ) -> HttpResponse:
-    view, errors = parse_filter(params)
+    view, errors = parse_filter(request.GET)
     sources = _sources()
     services = Service.objects.all()
     page = _page(view, services, empty=bool(errors))
+    view = replace(view, page=page.number)  # a page past the end shows (and links) the last
     context = {
         "view": view,
         "errors": errors,
@@ -77,16 +93,18 @@ def _render_services(
         "tiles": _tiles(view, services) if not errors else [],
         "headers": _headers(view),
         "sources": [_freshness(source) for source in sources],
-        "needs_poll": any(source.is_overdue() for source in sources),
+        "needs_poll": may_ask_for_poll and any(source.is_overdue() for source in sources),
         "chips": _chips(view),
-        **_pager_queries(view, page),
+        "pager": _pager(view, page),
         "owners": _choices(services, "owner", view.owner),
         "infer_types": _choices(services, "infer_type", view.infer_type),
         "status_names": list(STYLES),
         "page_sizes": PAGE_SIZES,
+        "defaults": {"sort": DEFAULT_SORT, "per_page": str(DEFAULT_PAGE_SIZE)},
         "notes": notes or [],
         "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
         "query": view.query_string(),
+        "url": view.url(),
         "section": "services",
     }
     partial = _wants_partial(request) if partial is None else partial
@@ -96,35 +114,30 @@ def _render_services(
     return response
 
 
-def _page(view: ServiceFilter, services, *, empty: bool) -> Page:
+def _page(view: ServiceFilter, services: QuerySet[Service], *, empty: bool) -> Page:
     queryset = services.none() if empty else view.ordered(view.apply(services))
-    queryset = queryset.select_related("source")
-    paginator = Paginator(queryset, view.per_page)
-    # A bookmarked page past the end shows the last page rather than an error.
-    return paginator.get_page(view.page)
+    return Paginator(queryset, view.per_page).get_page(view.page)
 
 
 def _row(service: Service) -> dict:
     return {"service": service, "style": style_for(service.status)}
 
 
-def _tiles(view: ServiceFilter, services) -> list[dict]:
+def _tiles(view: ServiceFilter, services: QuerySet[Service]) -> list[dict]:
     counts = view.status_counts(services)
     tiles = []
     for status, count in sorted(counts.items(), key=lambda item: style_for(item[0]).severity):
         selected = status in view.statuses
         others = [s for s in view.statuses if s != status]
+        style = style_for(status)
         tiles.append(
             {
-                "status": status,
                 "count": count,
-                "style": style_for(status),
-                "loud": status in ALERTING or style_for(status).tone == "unknown",
+                "style": style,
+                "loud": status in ALERTING or style.tone == "unknown",
                 "selected": selected,
                 # A tile toggles its status in the filter; the page goes back to 1.
-                "query": view.query_string(
-                    status=others if selected else [*view.statuses, status], page=1
-                ),
+                "url": view.url(status=others if selected else [*view.statuses, status], page=1),
             }
         )
     return tiles
@@ -154,7 +167,7 @@ def _headers(view: ServiceFilter) -> list[dict]:
                 "label": label,
                 "numeric": numeric,
                 "aria_sort": ("descending" if descending else "ascending") if current else "none",
-                "query": view.query_string(sort=next_sort, page=1),
+                "url": view.url(sort=next_sort, page=1),
             }
         )
     return headers
@@ -178,7 +191,11 @@ def _seconds_between(earlier: datetime | None, later: datetime) -> int | None:
 
 def _choices(services, column: str, current: str) -> list[str]:
     # Served by the column's index; a fleet has a handful of owners and types.
-    values = services.filter(gone_at=None).order_by(column).values_list(column, flat=True)
+    values = (
+        services.filter(gone_at=None, source__enabled=True)
+        .order_by(column)
+        .values_list(column, flat=True)
+    )
     choices = [value for value in values.distinct()[:200] if value]
     # A bookmarked value no longer present stays selectable, so the form doesn't drop it.
     return choices if not current or current in choices else [current, *choices]
@@ -189,7 +206,7 @@ def _chips(view: ServiceFilter) -> list[dict]:
     chips = [
         {
             "label": f"status: {s}",
-            "query": view.query_string(status=[x for x in view.statuses if x != s], page=1),
+            "url": view.url(status=[x for x in view.statuses if x != s], page=1),
         }
         for s in view.statuses
     ]
@@ -201,19 +218,17 @@ def _chips(view: ServiceFilter) -> list[dict]:
     ):
         value = getattr(view, name)
         if value:
-            chips.append(
-                {"label": f"{label}: {value}", "query": view.query_string(**{name: "", "page": 1})}
-            )
+            chips.append({"label": f"{label}: {value}", "url": view.url(**{name: "", "page": 1})})
     return chips
 
 
-def _pager_queries(view: ServiceFilter, page: Page) -> dict[str, str]:
+def _pager(view: ServiceFilter, page: Page) -> dict[str, str]:
     last = page.paginator.num_pages
     return {
-        "first_query": view.query_string(page=1),
-        "prev_query": view.query_string(page=max(1, page.number - 1)),
-        "next_query": view.query_string(page=min(last, page.number + 1)),
-        "last_query": view.query_string(page=last),
+        "first": view.url(page=1),
+        "prev": view.url(page=max(1, page.number - 1)),
+        "next": view.url(page=min(last, page.number + 1)),
+        "last": view.url(page=last),
     }
 
 
@@ -223,7 +238,7 @@ def api_services(request: HttpRequest) -> JsonResponse:
     view, errors = parse_filter(request.GET)
     if errors:
         return JsonResponse({"errors": errors}, status=400)
-    page = _page(view, Service.objects.all(), empty=False)
+    page = _page(view, Service.objects.select_related("source"), empty=False)
     return JsonResponse(
         {
             "count": page.paginator.count,

@@ -28,7 +28,7 @@ def simulator(fleet: Fleet) -> Iterator[SimulatorServer]:
     server.stop()
 
 
-TOKEN_ENV = "TEST_MODELARTS_TOKEN"
+TOKEN_ENV = "MODELARTS_TEST_TOKEN"
 
 
 @pytest.fixture

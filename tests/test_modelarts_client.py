@@ -18,6 +18,7 @@ from dashboard.modelarts import (
     InvalidQueryError,
     ModelArtsClient,
     ResponseError,
+    RetryPolicy,
     ServiceQuery,
     TokenAuth,
     TransportError,
@@ -30,6 +31,8 @@ TOKEN = "test-token-5f0e2c"
 
 
 def client_for(url: str, token: str = TOKEN, **options: object) -> ModelArtsClient:
+    # One request per call: retries have their own tests (test_modelarts_retries.py).
+    options.setdefault("retry", RetryPolicy(attempts=1))
     return ModelArtsClient(url, PROJECT_ID, TokenAuth(token), **options)
 
 

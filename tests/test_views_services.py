@@ -132,9 +132,9 @@ def test_it_shows_the_last_page_for_a_page_past_the_end(client, fleet_rows):
         "page=0",
         "page=-1",
         "page=1e9999",
-        "status=<script>",
-        "status=" + "x" * 40,
-        "infer_type=REAL TIME",
+        "status=%01",
+        "status=" + "x" * 33,
+        "infer_type=" + "x" * 33,
         "q=" + "x" * 201,
         "source=../etc",
         "q=%00",
@@ -147,6 +147,35 @@ def test_it_answers_bad_parameters_with_400_and_the_error(client, fleet_rows, qu
     assert 'role="alert"' in body
     assert names(response) == []
     assert "<script>" not in body.split('role="alert"')[1]
+
+
+@pytest.mark.parametrize("query", ["status=Running", "status=<script>", "infer_type=REAL TIME"])
+def test_it_filters_on_any_printable_value_the_api_could_send(client, fleet_rows, query):
+    response = client.get(f"/?{query}")
+    assert response.status_code == 200
+    assert names(response) == []
+    assert "<script>" not in response.content.decode()
+
+
+def test_it_links_tiles_of_unusual_statuses_to_views_that_work(client, make_service):
+    make_service("odd", "Running_v2")
+    body = client.get("/").content.decode()
+    link = re.search(r'href="(/\?status=Running_v2)"', body).group(1)
+    assert names(client.get(link)) == ["odd"]
+
+
+def test_it_hides_services_of_disabled_sources(client, fleet_rows):
+    Source.objects.filter(name="other").update(enabled=False)
+    assert "foxtrot" not in names(client.get("/"))
+
+
+def test_it_links_the_real_page_when_asked_for_one_past_the_end(client, make_service):
+    for n in range(30):
+        make_service(f"svc-{n:02d}")
+    body = client.get("/?per_page=25&page=9").content.decode()
+    assert 'data-query="page=2&amp;per_page=25"' in body
+    assert 'href="/?per_page=25"' in body  # "first" goes to the plain address, not "/?"
+    assert 'href="/?"' not in body
 
 
 def test_it_keeps_other_filters_in_sort_links_and_resets_the_page(client, fleet_rows):
@@ -238,8 +267,15 @@ def test_it_does_not_ask_for_a_poll_when_data_is_fresh(client, fleet_rows):
     assert 'hx-trigger="load' not in client.get("/").content.decode()
 
 
+def a_while_ago(source: Source) -> None:
+    """Make the source's last poll older than the refresh button's minimum gap."""
+    earlier = timezone.now() - timedelta(seconds=10)
+    Source.objects.filter(pk=source.pk).update(last_poll_at=earlier, last_success_at=earlier)
+
+
 def test_it_refreshes_through_the_client_and_returns_the_partial(client, polled, source, clock):
     clock.advance(300)
+    a_while_ago(source)
     response = client.post("/refresh/?status=running", headers={"HX-Request": "true"})
     assert response.status_code == 200
     assert '<section id="results"' in response.content.decode()
@@ -247,6 +283,31 @@ def test_it_refreshes_through_the_client_and_returns_the_partial(client, polled,
     assert PollRun.objects.filter(source=source).count() == 2
     running = Service.objects.filter(status="running").values_list("service_name", flat=True)
     assert set(names(response)) <= set(running)
+
+
+def test_it_rate_limits_refresh_now(client, polled, source):
+    body = client.post("/refresh/", headers={"HX-Request": "true"}).content.decode()
+    assert "sim: polled 0 s ago" in body
+    assert PollRun.objects.filter(source=source).count() == 1
+
+
+def test_it_never_asks_for_another_poll_in_the_answer_to_one(client, polled, source):
+    Source.objects.filter(pk=source.pk).update(
+        claimed_by="elsewhere:1", claim_expires_at=timezone.now() + timedelta(minutes=1)
+    )
+    Source.objects.filter(pk=source.pk).update(last_poll_at=timezone.now() - timedelta(hours=1))
+    body = client.post("/refresh/", {"due": "1"}, headers={"HX-Request": "true"}).content.decode()
+    assert "a poll is already running" in body
+    assert 'hx-trigger="load' not in body
+
+
+def test_it_does_not_ask_for_a_poll_while_one_is_running(client, polled, source):
+    Source.objects.filter(pk=source.pk).update(
+        last_poll_at=timezone.now() - timedelta(hours=1),
+        claimed_by="elsewhere:1",
+        claim_expires_at=timezone.now() + timedelta(minutes=1),
+    )
+    assert 'hx-trigger="load' not in client.get("/").content.decode()
 
 
 def test_it_redirects_a_refresh_without_javascript_back_to_the_view(client, polled):
@@ -265,6 +326,7 @@ def test_it_refuses_refresh_by_get(client, db):
 
 
 def test_it_tells_a_refresh_that_another_poll_is_running(client, polled, source):
+    a_while_ago(source)
     Source.objects.filter(pk=source.pk).update(
         claimed_by="elsewhere:1", claim_expires_at=timezone.now() + timedelta(minutes=1)
     )

@@ -4,32 +4,56 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
-import socket
-import ssl
-from collections.abc import Mapping
-from urllib.parse import quote, urlsplit
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import requests
-import urllib3.exceptions
 
-from .auth import SECRET_HEADERS, Auth
-from .errors import APIError, InvalidQueryError, ResponseError, TransportError, excerpt
+from .auth import SECRET_HEADERS, Auth, Renewable
+from .errors import (
+    APIError,
+    DeadlineError,
+    InvalidQueryError,
+    ModelArtsError,
+    ResponseError,
+    TransportError,
+    excerpt,
+)
 from .query import MAX_LIMIT, ServiceQuery
 from .records import ServicePage, ServiceRecord, Snapshot
+from .retry import RETRY_STATUSES, RetryPolicy, retry_after, retryable
+from .signer import encode_query
+from .transport import (
+    check_endpoint,
+    describe_cause,
+    header_value,
+    scrub,
+    seconds,
+    secrets_in,
+    text,
+)
 
 logger = logging.getLogger(__name__)
 
 OFFSET_MODES = ("page", "record")
 _PROJECT_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
-# Parts of a credential header long enough to be a key or signature (an AK is 20 characters).
-_SECRET_PART = re.compile(r"[^\s,=;]{16,}")
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    at: float  # a time.monotonic() value
+    seconds: float  # the budget it was given, for messages
 
 
 class ModelArtsClient:
     """Reads GET /v1/{project_id}/services of one ModelArts endpoint.
 
     Construction errors are InvalidQueryError (a ValueError), like every other bad argument.
+    Everything a call raises is a ModelArtsError.
     """
 
     def __init__(
@@ -44,8 +68,14 @@ class ModelArtsClient:
         offset_mode: str = "page",
         max_pages: int = 10_000,
         user_agent: str = "modelarts-dashboard/0.1",
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ):
-        self.endpoint = _check_endpoint(endpoint)
+        self.endpoint = check_endpoint(
+            endpoint, example="https://modelarts.cn-north-4.myhuaweicloud.com"
+        )
         self.project_id = _check_project_id(project_id)
         if not callable(getattr(auth, "headers_for", None)):
             # Only the type: a token passed here by mistake must not end up in the message.
@@ -56,17 +86,23 @@ class ModelArtsClient:
             raise InvalidQueryError(f"offset_mode must be 'page' or 'record', not {offset_mode!r}")
         if not isinstance(max_pages, int) or isinstance(max_pages, bool) or max_pages < 1:
             raise InvalidQueryError(f"max_pages must be a whole number >= 1, not {max_pages!r}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidQueryError(f"retry must be a RetryPolicy, not {type(retry).__name__}")
         self.offset_mode = offset_mode
         self.max_pages = max_pages
+        self.retry = retry or RetryPolicy()
         self._auth = auth
         self._timeouts = (
-            _seconds("connect_timeout", connect_timeout),
-            _seconds("timeout", timeout),
+            seconds("connect_timeout", connect_timeout),
+            seconds("timeout", timeout),
         )
-        self._user_agent = _header_value("user_agent", user_agent)
+        self._user_agent = header_value("user_agent", user_agent)
         self._host = urlsplit(self.endpoint).netloc
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._rng = rng or random.Random()
 
     def __repr__(self) -> str:
         return f"ModelArtsClient({self.endpoint!r}, {self.project_id!r}, {self._auth!r})"
@@ -83,26 +119,39 @@ class ModelArtsClient:
             self._session.close()
 
     def list_services(self, query: ServiceQuery | None = None) -> ServicePage:
-        """One request: one page of services matching the query."""
-        body = self._get_json(self._services_url(query or ServiceQuery()))
-        try:
-            return ServicePage.from_json(body)
-        except ResponseError as exc:
-            raise ResponseError(f"{self._host} sent an unusable service list: {exc}") from exc
+        """One page of services matching the query (retried as the RetryPolicy allows)."""
+        return self._list(query or ServiceQuery(), page=1, deadline=None)
 
     def get_service_list(self, **sdk_kwargs: str | int | None) -> ServicePage:
         """list_services with the parameter names of the SDK's Predictor.get_service_list."""
         return self.list_services(ServiceQuery.from_sdk(**sdk_kwargs))
 
-    def fetch_all(self, query: ServiceQuery | None = None, *, page_size: int = 1000) -> Snapshot:
-        """Every service matching the query, paging as offset_mode says (API.md §1.7)."""
+    def fetch_all(
+        self,
+        query: ServiceQuery | None = None,
+        *,
+        page_size: int = 1000,
+        deadline: float | None = None,
+    ) -> Snapshot:
+        """Every service matching the query, paging as offset_mode says (API.md §1.7).
+
+        deadline is a time.monotonic() value: no page or retry starts after it, no back-off
+        sleeps past it, and no request waits past it for an answer. Missing it raises the last
+        error (or DeadlineError if nothing failed) saying so.
+        """
         _check_page_size(page_size)
+        budget = self._budget(deadline)
         base = query or ServiceQuery()
         seen: dict[str, ServiceRecord] = {}
         duplicates = total_count = pages = 0
         while pages < self.max_pages:
+            if budget is not None and self._monotonic() >= budget.at:
+                raise DeadlineError(
+                    f"{self._host}: poll deadline of {budget.seconds:.3g} s reached on page"
+                    f" {pages + 1}, after reading {len(seen)} of {total_count} services"
+                )
             offset = pages if self.offset_mode == "page" else pages * page_size
-            page = self.list_services(base.with_page(offset, page_size))
+            page = self._list(base.with_page(offset, page_size), page=pages + 1, deadline=budget)
             pages += 1
             total_count = page.total_count
             before = len(seen)
@@ -117,58 +166,172 @@ class ModelArtsClient:
             complete=len(seen) == total_count,
         )
 
+    def _budget(self, deadline: object) -> _Deadline | None:
+        if deadline is None:
+            return None
+        if isinstance(deadline, bool) or not isinstance(deadline, int | float):
+            raise InvalidQueryError(
+                f"deadline must be a time.monotonic() value, not {type(deadline).__name__}"
+            )
+        return _Deadline(at=float(deadline), seconds=max(0.0, deadline - self._monotonic()))
+
+    def _list(self, query: ServiceQuery, *, page: int, deadline: _Deadline | None) -> ServicePage:
+        body = self._get_json(self._services_url(query), page=page, deadline=deadline)
+        try:
+            return ServicePage.from_json(body)
+        except ResponseError as exc:
+            raise ResponseError(f"{self._host} sent an unusable service list: {exc}") from exc
+
     def _services_url(self, query: ServiceQuery) -> str:
         # Built by hand, not with requests' params=, so that the URL sent is byte for byte the
-        # one AK/SK signing covers: percent-encoding with only A-Za-z0-9-_.~ left as is.
+        # one AK/SK signing covers (encode_query is the canonical query string).
         url = f"{self.endpoint}/v1/{self.project_id}/services"
         params = query.to_params()
-        if not params:
-            return url
-        return url + "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params)
+        return f"{url}?{encode_query(params)}" if params else url
 
-    def _get_json(self, url: str) -> object:
-        response = self._request("GET", url)
+    def _get_json(self, url: str, *, page: int, deadline: _Deadline | None) -> object:
+        response = self._request("GET", url, page=page, deadline=deadline)
         if not 200 <= response.status_code < 300:
             raise self._api_error(response)
         try:
             return json.loads(response.content)
         except (ValueError, RecursionError) as exc:
+            # ValueError covers UnicodeDecodeError and ints too long to convert.
             raise ResponseError(self._not_json(response)) from exc
 
-    def _request(self, method: str, url: str) -> requests.Response:
-        """The one place a request is sent (retries will wrap this)."""
+    def _request(
+        self, method: str, url: str, *, page: int = 1, deadline: _Deadline | None = None
+    ) -> requests.Response:
+        """The one place a request is sent: credentials, one renewal on 401, retries.
+
+        Returns any answer that is not worth repeating (2xx, most 4xx) for the caller to read;
+        raises the last error, with a note on what was tried, once retrying has to stop.
+        """
+        started = self._monotonic()
+        attempts, renewed = 0, False
+        while True:
+            attempts += 1
+            wait: float | None = None
+            try:
+                response = self._attempt(method, url, deadline)
+                if response.status_code == 401 and not renewed and self._renew(response):
+                    renewed, attempts = True, attempts - 1
+                    continue
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                error: ModelArtsError = self._api_error(response)
+                wait = retry_after(response.status_code, response.headers)
+            except (TransportError, APIError) as exc:  # APIError: IAM's, from headers_for
+                if not retryable(exc):
+                    raise
+                error = exc
+            delay = self.retry.delay(attempts, self._rng, wait)
+            self._stop_if_out_of_tries(error, attempts, started, delay, page, deadline)
+            logger.info(
+                "%s page %d from %s failed (%s); retrying in %.2f s, attempt %d of %d",
+                method,
+                page,
+                self._host,
+                error,
+                delay,
+                attempts + 1,
+                self.retry.attempts,
+            )
+            self._sleep(delay)
+
+    def _stop_if_out_of_tries(
+        self,
+        error: ModelArtsError,
+        attempts: int,
+        started: float,
+        delay: float,
+        page: int,
+        deadline: _Deadline | None,
+    ) -> None:
+        now = self._monotonic()
+        tries = f"{attempts} attempt{'s' if attempts > 1 else ''} in {now - started:.1f} s"
+        if attempts >= self.retry.attempts:
+            if attempts > 1:
+                raise error.with_note(f"gave up after {tries}") from error
+            raise error
+        if deadline is not None and now + delay >= deadline.at:
+            note = f"poll deadline of {deadline.seconds:.3g} s reached on page {page} after {tries}"
+            raise error.with_note(note) from error
+
+    def _attempt(self, method: str, url: str, deadline: _Deadline | None) -> requests.Response:
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": self._user_agent,
         }
         headers = self._auth.headers_for(method, url, headers)
+        timeouts = self._timeouts_before(deadline)
         logger.debug("%s %s", method, url)
         try:
             # No redirects: requests would forward X-Auth-Token to whatever host it is sent to.
-            return self._session.request(
-                method, url, headers=headers, timeout=self._timeouts, allow_redirects=False
+            response = self._session.request(
+                method, url, headers=headers, timeout=timeouts, allow_redirects=False
             )
         except requests.exceptions.RequestException as exc:
-            raise TransportError(self._transport_message(exc)) from exc
+            raise TransportError(self._transport_message(exc, timeouts)) from exc
+        self._check_complete(response)
+        return response
 
-    def _transport_message(self, exc: requests.exceptions.RequestException) -> str:
+    def _timeouts_before(self, deadline: _Deadline | None) -> tuple[float, float]:
+        """The usual timeouts, shortened so that no request waits past the deadline."""
+        if deadline is None:
+            return self._timeouts
+        left = deadline.at - self._monotonic()
+        if left <= 0:
+            raise DeadlineError(f"{self._host}: poll deadline of {deadline.seconds:.3g} s reached")
         connect_timeout, read_timeout = self._timeouts
+        return min(connect_timeout, left), min(read_timeout, left)
+
+    def _renew(self, response: requests.Response) -> bool:
+        """Ask a renewable auth (IAM password) for fresh credentials after a 401."""
+        if not isinstance(self._auth, Renewable):
+            return False
+        error = self._api_error(response)
+        if not self._auth.invalidate(response.request.headers):
+            return False
+        logger.info(
+            "%s rejected the credentials (%s); renewing them and retrying once", self._host, error
+        )
+        return True
+
+    def _check_complete(self, response: requests.Response) -> None:
+        # urllib3 normally raises on a short body itself; this catches a Content-Length that
+        # slipped through (a proxy that mangles it, a lenient adapter) before the JSON parser
+        # reports a cut-off body as "not JSON".
+        declared = response.headers.get("Content-Length", "")
+        encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+        if response.request.method == "HEAD" or encoded or not declared.isdigit():
+            return
+        if len(response.content) < int(declared):
+            raise TransportError(
+                f"could not read the whole answer from {self._host}: the body was cut off"
+                f" after {len(response.content)} of {declared} bytes"
+            )
+
+    def _transport_message(
+        self, exc: requests.exceptions.RequestException, timeouts: tuple[float, float]
+    ) -> str:
+        connect_timeout, read_timeout = timeouts
         if isinstance(exc, requests.exceptions.ConnectTimeout):
-            cause = f"timed out after {connect_timeout:g} s connecting"
+            cause = f"timed out after {connect_timeout:.3g} s connecting"
         elif isinstance(exc, requests.exceptions.ReadTimeout):
-            cause = f"timed out after {read_timeout:g} s waiting for the response"
+            cause = f"timed out after {read_timeout:.3g} s waiting for the response"
         else:
-            cause = _describe_cause(exc)
+            cause = describe_cause(exc)
         return f"could not reach {self._host}: {cause}"
 
     def _api_error(self, response: requests.Response) -> APIError:
-        error = APIError.from_body(response.status_code, _text(response), response.headers)
-        secrets = _secrets(response.request.headers)
+        error = APIError.from_body(response.status_code, text(response), response.headers)
+        secrets = secrets_in(response.request.headers, SECRET_HEADERS)
         return APIError(
             status=error.status,
-            code=_scrub(error.code, secrets),
-            message=_scrub(error.message, secrets),
+            code=scrub(error.code, secrets),
+            message=scrub(error.message, secrets),
             request_id=error.request_id,
         )
 
@@ -176,7 +339,9 @@ class ModelArtsClient:
         content_type = response.headers.get("Content-Type") or "no Content-Type"
         if not response.content.strip():
             return f"{self._host} answered HTTP {response.status_code} with an empty body"
-        sample = _scrub(excerpt(_text(response)), _secrets(response.request.headers))
+        sample = scrub(
+            excerpt(text(response)), secrets_in(response.request.headers, SECRET_HEADERS)
+        )
         return (
             f"{self._host} answered HTTP {response.status_code} with a body that is not JSON"
             f" ({content_type}): {sample}"
@@ -202,101 +367,15 @@ def _check_page_size(page_size: object) -> None:
         raise InvalidQueryError(f"page_size must be between 1 and {MAX_LIMIT}, not {page_size}")
 
 
-def _check_endpoint(endpoint: object) -> str:
-    if not isinstance(endpoint, str) or not endpoint.strip():
-        raise InvalidQueryError(
-            "endpoint is empty; e.g. https://modelarts.cn-north-4.myhuaweicloud.com"
-        )
-    # Userinfo would be a credential in a string that ends up in logs and error messages, so
-    # this check comes first and does not repeat the value.
-    if "@" in endpoint:
-        raise InvalidQueryError("endpoint must not contain user:password@; use auth instead")
-    try:
-        parts = urlsplit(endpoint.strip())
-        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
-    except ValueError as exc:
-        raise InvalidQueryError(f"endpoint {endpoint!r} is not a valid URL: {exc}") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidQueryError(f"endpoint must be an http(s) URL with a host, not {endpoint!r}")
-    if parts.query or parts.fragment or endpoint.strip().endswith(("?", "#")):
-        raise InvalidQueryError(f"endpoint must not have a query or fragment: {endpoint!r}")
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-
-
 def _check_project_id(project_id: object) -> str:
-    if not isinstance(project_id, str) or not _PROJECT_ID.fullmatch(project_id):
+    # "." and ".." would be dot segments that requests resolves away, changing the path.
+    if (
+        not isinstance(project_id, str)
+        or not _PROJECT_ID.fullmatch(project_id)
+        or project_id in (".", "..")
+    ):
         raise InvalidQueryError(
             f"project_id must be the IAM project ID (letters, digits, '-', '_', '.', '~'),"
             f" not {project_id!r}"
         )
     return project_id
-
-
-def _seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise InvalidQueryError(f"{name} must be a positive number of seconds, not {value!r}")
-    return float(value)
-
-
-def _header_value(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip() or not value.isprintable():
-        raise InvalidQueryError(f"{name} must be non-empty printable text, not {value!r}")
-    return value
-
-
-def _text(response: requests.Response) -> str:
-    # Not response.text: without a charset requests guesses, and error bodies are UTF-8 JSON.
-    return response.content.decode("utf-8", errors="replace")
-
-
-def _describe_cause(exc: BaseException) -> str:
-    """The root cause a person can act on, dug out of requests' and urllib3's wrappers."""
-    chain = _exception_chain(exc)
-    checks: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
-        (ConnectionRefusedError, "connection refused"),
-        ((socket.gaierror, urllib3.exceptions.NameResolutionError), "host name not found"),
-        (ConnectionResetError, "connection reset by the server"),
-        (urllib3.exceptions.ProtocolError, "the connection broke off mid-response"),
-    )
-    for kinds, description in checks:
-        if any(isinstance(error, kinds) for error in chain):
-            return description
-    for error in chain:
-        if isinstance(error, ssl.SSLError):
-            return f"TLS failed ({error.reason or error})"
-        if isinstance(error, TimeoutError | urllib3.exceptions.TimeoutError) and not isinstance(
-            error, urllib3.exceptions.NewConnectionError
-        ):
-            return "timed out"
-    for error in reversed(chain):
-        if isinstance(error, OSError) and error.strerror:
-            return error.strerror.lower()
-    return type(exc).__name__
-
-
-def _exception_chain(exc: BaseException) -> list[BaseException]:
-    """exc and every exception it wraps (args, urllib3's .reason, __cause__, __context__)."""
-    found: list[BaseException] = []
-    pending: list[object] = [exc]
-    while pending and len(found) < 20:
-        error = pending.pop(0)
-        if not isinstance(error, BaseException) or any(error is seen for seen in found):
-            continue
-        found.append(error)
-        pending.extend(error.args)
-        pending.extend([getattr(error, "reason", None), error.__cause__, error.__context__])
-    return found
-
-
-def _secrets(headers: Mapping[str, str]) -> list[str]:
-    wanted = {name.lower() for name in SECRET_HEADERS}
-    values = [value for name, value in headers.items() if name.lower() in wanted and value]
-    parts = [part for value in values for part in _SECRET_PART.findall(value)]
-    return sorted(set(values + parts), key=len, reverse=True)
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    """Error bodies may echo what we sent (the gateway quotes its canonical request)."""
-    for secret in secrets:
-        text = text.replace(secret, "<hidden>")
-    return text

@@ -19,10 +19,15 @@ _MESSAGE_KEYS = ("error_msg", "error_message", "errorMsg", "message")
 # Deep enough for IAM's {"error": {...}}; bounded so a hostile body cannot recurse forever.
 _MAX_DEPTH = 3
 EXCERPT_CHARS = 200
+_EXCERPT_SOURCE_CHARS = 64 * 1024
 
 
 class ModelArtsError(Exception):
     """Base of everything the ModelArts client raises."""
+
+    def with_note(self, note: str) -> ModelArtsError:
+        """The same error with what the client did about it, e.g. how often it retried."""
+        return type(self)(f"{self} — {note}")
 
 
 class InvalidQueryError(ModelArtsError, ValueError):
@@ -33,6 +38,14 @@ class TransportError(ModelArtsError):
     """The API could not be reached: connection refused, DNS, TLS, timeout."""
 
 
+class DeadlineError(TransportError):
+    """The poll ran out of time before the next page could start, though nothing failed."""
+
+
+class SignatureError(ModelArtsError, ValueError):
+    """An AK/SK signature cannot be made or checked: a missing header, a malformed value."""
+
+
 class ResponseError(ModelArtsError):
     """The API answered 2xx but the body cannot be used."""
 
@@ -40,11 +53,20 @@ class ResponseError(ModelArtsError):
 class APIError(ModelArtsError):
     """The API (or a gateway in front of it) answered with an error status."""
 
-    def __init__(self, status: int, code: str, message: str, request_id: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str | None = None,
+        *,
+        note: str = "",
+    ):
         self.status = status
         self.code = code
         self.message = message
         self.request_id = request_id
+        self.note = note
         super().__init__(status, code, message, request_id)
 
     def __str__(self) -> str:
@@ -52,7 +74,12 @@ class APIError(ModelArtsError):
         if self.request_id:
             details.append(f"request {self.request_id}")
         suffix = f" ({', '.join(details)})" if details else ""
-        return f"{self.code}: {self.message}{suffix}"
+        note = f" — {self.note}" if self.note else ""
+        return f"{self.code}: {self.message}{suffix}{note}"
+
+    def with_note(self, note: str) -> APIError:
+        note = f"{self.note}; {note}" if self.note else note
+        return type(self)(self.status, self.code, self.message, self.request_id, note=note)
 
     @classmethod
     def from_body(cls, status: int, text: str, headers: Mapping[str, str]) -> APIError:
@@ -71,8 +98,14 @@ class APIError(ModelArtsError):
         )
 
 
+class AuthError(APIError):
+    """IAM refused to issue a token: wrong password, unknown user or project, locked account."""
+
+
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     """The readable start of a body that is not JSON, e.g. a proxy's HTML error page."""
+    # Only the head is read: the tag regexes would crawl through a multi-megabyte body.
+    text = text[:_EXCERPT_SOURCE_CHARS]
     text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
     text = html.unescape(re.sub(r"<[^>]*>", " ", text))
     text = " ".join(text.split())
@@ -82,7 +115,7 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
 def _json_or_none(text: str) -> object:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a body nested thousands deep
         return None
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from dashboard.simulator.faults import Fault
 from dashboard.simulator.fleet import Fleet, ListRequest, ManualClock
-from dashboard.simulator.server import SimulatorServer
+from dashboard.simulator.server import RequestRecord, SimulatorServer
 
-__all__ = ["Fleet", "ManualClock", "ListRequest", "SimulatorServer"]
+__all__ = ["Fault", "Fleet", "ManualClock", "ListRequest", "RequestRecord", "SimulatorServer"]

@@ -3,23 +3,28 @@
 Implements ListServices (`GET /v1/{project_id}/services`) and ShowService
 (`GET /v1/{project_id}/services/{service_id}`) with the documented query parameters, error
 bodies and status codes, so the client is tested against real sockets, headers and JSON.
+Callers authenticate with nothing, a fixed token, an AK/SK signature or an IAM token issued by
+`POST /v3/auth/tokens` on the same port; list requests can be made to fail in the ways
+`faults` describes, on demand (`inject`) or at random.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
-import json
 import logging
 import re
 import socket
 import threading
 import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
+from dashboard.simulator.faults import Fault, FaultPlan, as_fault, faulty_reply
 from dashboard.simulator.fleet import (
     INFER_TYPES,
     ORDERS,
@@ -29,13 +34,16 @@ from dashboard.simulator.fleet import (
     Fleet,
     ListRequest,
 )
+from dashboard.simulator.identity import AkSkVerifier, TokenIssuer
+from dashboard.simulator.wire import ApiError, KeystoneError, Reply
 
 logger = logging.getLogger(__name__)
 
-AUTH_MODES = ("none", "token")
+AUTH_MODES = ("none", "token", "aksk", "iam")
 OFFSET_MODES = ("page", "record")
 LIST_PATH = re.compile(r"/v1/(?P<project>[^/]+)/services")
 SHOW_PATH = re.compile(r"/v1/(?P<project>[^/]+)/services/(?P<service>[^/]+)")
+IAM_TOKENS_PATH = "/v3/auth/tokens"
 LIST_PARAMS = frozenset(
     {
         "service_id",
@@ -58,17 +66,17 @@ LIST_PARAMS = frozenset(
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 1000
 NOT_A_SERVICE_API = "APIG.0101"  # what Huawei's API gateway answers for an unknown API
+MAX_BODY = 64 * 1024  # an IAM login is well under 1 KiB; nothing else here takes a body
+SECRET_HEADERS = frozenset({"x-auth-token", "authorization", "x-security-token"})
+KEPT_REQUESTS = 10_000  # of `requests`: enough for any test, bounded for a long demo
 
 
-class ApiError(Exception):
-    """An error answer: HTTP status plus the ModelArts error body."""
+class RequestRecord(NamedTuple):
+    """One request as it arrived, credentials blanked out, for tests to count and inspect."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-    def body(self) -> dict[str, str]:
-        return {"error_code": self.code, "error_msg": self.message}
+    method: str
+    path: str  # with the query string, as sent
+    headers: dict[str, str]
 
 
 def _invalid(message: str) -> ApiError:
@@ -149,16 +157,46 @@ class SimulatorServer:
         auth: str = "none",
         token: str | None = None,
         offset_mode: str = "page",
+        *,
+        ak: str | None = None,
+        sk: str | None = None,
+        security_token: str | None = None,
+        iam_users: Mapping[tuple[str, str], str] | None = None,
+        project_name: str = "cn-north-4",
+        token_ttl: float = 86400.0,
+        random_faults: Sequence[tuple[Fault | str, float]] = (),
     ) -> None:
         if auth not in AUTH_MODES:
             raise ValueError(f"auth must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
         if auth == "token" and not token:
             raise ValueError("auth='token' needs a token")
+        if auth == "aksk" and not (ak and sk):
+            raise ValueError("auth='aksk' needs an ak and an sk")
+        if auth == "iam" and not iam_users:
+            raise ValueError("auth='iam' needs iam_users: {(domain, user name): password}")
+        if not token_ttl > 0:
+            raise ValueError(f"token_ttl must be positive, not {token_ttl}")
         if offset_mode not in OFFSET_MODES:
             raise ValueError(f"offset_mode must be page or record, not {offset_mode!r}")
         self.fleet, self.host, self._port = fleet, host, port
         self.project_id = project_id or fleet.project
         self.auth, self._token, self.offset_mode = auth, token or "", offset_mode
+        self._aksk = AkSkVerifier(ak, sk, security_token, fleet.clock) if auth == "aksk" else None
+        self._iam = (
+            TokenIssuer(iam_users, self.project_id, project_name, token_ttl, fleet.clock)
+            if auth == "iam"
+            else None
+        )
+        # The fleet's seed also seeds the random faults, so one --seed replays a whole run.
+        self._faults = FaultPlan(
+            [(as_fault(fault), probability) for fault, probability in random_faults],
+            seed=fleet.seed,
+        )
+        self._log: deque[RequestRecord] = deque(maxlen=KEPT_REQUESTS)
+        self._log_lock = threading.Lock()
+        self.request_count = 0
+        # Set by stop(): wakes requests that are sleeping or holding their connection.
+        self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -177,6 +215,7 @@ class SimulatorServer:
     def start(self) -> SimulatorServer:
         if self._httpd is not None:
             raise RuntimeError("the simulator is already running")
+        self._stopping.clear()
         self._httpd = _HTTPServer((self.host, self._port), self)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -191,6 +230,7 @@ class SimulatorServer:
     def stop(self) -> None:
         if self._httpd is None or self._thread is None:
             return
+        self._stopping.set()
         self._httpd.shutdown()
         # Idle keep-alive connections would otherwise hold their threads until they time out.
         self._httpd.close_connections()
@@ -204,30 +244,100 @@ class SimulatorServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def answer(self, method: str, target: str, headers: Message) -> tuple[int, dict[str, Any]]:
-        """(status, JSON body) for one request; the whole API in one place."""
+    # Tests' handles on the running server.
+
+    def inject(self, fault: Fault | str, *, times: int = 1, page: int | None = None) -> Fault:
+        """Make the next `times` list requests (for page `page` only, if given) hit `fault`.
+
+        A page is the offset in page mode and offset // limit in record mode. Only requests that
+        pass authentication and validation use a fault up; queued faults come before random ones.
+        """
+        return self._faults.inject(fault, times, page)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """The requests received (the latest 10,000), oldest first."""
+        with self._log_lock:
+            return list(self._log)
+
+    @property
+    def logins(self) -> int:
+        """Successful IAM logins so far."""
+        return self._iam.logins if self._iam else 0
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every IAM token issued so far, as a password change would."""
+        if self._iam is not None:
+            self._iam.revoke_all()
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep up to `seconds`, or until the server stops."""
+        self._stopping.wait(seconds)
+
+    def answer(self, method: str, target: str, headers: Message, body: bytes = b"") -> Reply:
+        """The reply to one request; the whole API in one place."""
+        self._record(method, target, headers)
+        request_id = uuid.uuid4().hex
+        try:
+            reply = self._route(method, target, headers, body, request_id)
+        except (ApiError, KeystoneError) as error:
+            reply = error.reply(request_id)
+        reply.headers.setdefault("X-Request-Id", request_id)
+        if reply.status == 405:
+            iam = urlsplit(target).path == IAM_TOKENS_PATH
+            reply.headers["Allow"] = "POST" if iam else "GET"
+        return reply
+
+    def _route(
+        self, method: str, target: str, headers: Message, body: bytes, request_id: str
+    ) -> Reply:
         url = urlsplit(target)
+        if url.path == IAM_TOKENS_PATH and self._iam is not None:
+            if method != "POST":
+                raise ApiError(405, NOT_A_SERVICE_API, f"{method} is not allowed here; use POST.")
+            return self._iam.login(body)
         route = LIST_PATH.fullmatch(url.path) or SHOW_PATH.fullmatch(url.path)
         if route is None:
             raise ApiError(404, NOT_A_SERVICE_API, f"No API at {_shown(url.path)}.")
         if method != "GET":
             # The gateway has no such API either; 405 tells the client what went wrong.
             raise ApiError(405, NOT_A_SERVICE_API, f"{method} is not allowed here; use GET.")
-        self._authorize(headers, route["project"])
+        self._authorize(method, target, headers, body, route["project"])
         service_id = route.groupdict().get("service")
         if service_id is not None:
-            return 200, self._show(service_id)
+            return Reply.json(200, self._show(service_id))
         query = parse_list_query(url.query, self.offset_mode)
+        fault = self._faults.take(page=query.start // query.limit)
+        if fault is not None:
+            return faulty_reply(fault, query, self.fleet.select, request_id)
         total, services = self.fleet.select(query)
-        return 200, {"total_count": total, "count": len(services), "services": services}
+        return Reply.json(200, {"total_count": total, "count": len(services), "services": services})
 
-    def _authorize(self, headers: Message, project_id: str) -> None:
+    def _record(self, method: str, target: str, headers: Message) -> None:
+        shown = {
+            name: "<hidden>" if name.lower() in SECRET_HEADERS else value
+            for name, value in headers.items()
+        }
+        with self._log_lock:
+            self._log.append(RequestRecord(method, target, shown))
+            self.request_count += 1
+
+    def _authorize(
+        self, method: str, target: str, headers: Message, body: bytes, project_id: str
+    ) -> None:
         if self.auth == "token":
             given = headers.get("X-Auth-Token")
             if not given:
                 raise ApiError(401, "ModelArts.0201", "The X-Auth-Token header is missing.")
             if not hmac.compare_digest(given.encode(), self._token.encode()):
                 raise ApiError(401, "ModelArts.0203", "The token in X-Auth-Token is invalid.")
+        elif self._aksk is not None:
+            self._aksk.verify(method, target, headers, body)
+        elif self._iam is not None:
+            self._iam.check(headers.get("X-Auth-Token"))
         if project_id != self.project_id:
             raise ApiError(
                 403,
@@ -305,32 +415,56 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer()
 
     def _answer(self) -> None:
-        if self.command != "GET":
-            # An unread request body would corrupt the next request on this connection.
-            self.close_connection = True
+        body = self._read_body()
+        simulator = self.server.simulator
         try:
-            status, body = self.server.simulator.answer(self.command, self.path, self.headers)
-        except ApiError as error:
-            status, body = error.status, error.body()
+            reply = simulator.answer(self.command, self.path, self.headers, body)
         except Exception:
             # The request boundary: a simulator bug becomes the documented 500, not a hang-up.
             logger.exception("simulator failed on %s %s", self.command, self.path)
-            status, body = 500, ApiError(500, "ModelArts.3505", "Internal error.").body()
-        self._send(status, body)
+            request_id = uuid.uuid4().hex
+            reply = ApiError(500, "ModelArts.3505", "Internal error.").reply(request_id)
+            reply.headers["X-Request-Id"] = request_id
+        self._send(reply)
 
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body, separators=(",", ":")).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Request-Id", uuid.uuid4().hex)
-        if status == 405:
-            self.send_header("Allow", "GET")
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding") or (length and not length.isdigit()):
+            # Left unread, the body would be taken for the next request on this connection.
+            self.close_connection = True
+            return b""
+        if not length or int(length) == 0:
+            return b""
+        if int(length) > MAX_BODY:
+            self.close_connection = True
+            return b""
+        return self.rfile.read(int(length))
+
+    def _send(self, reply: Reply) -> None:
+        simulator = self.server.simulator
+        if reply.hold is not None:
+            # A server that never answers: the client's read timeout is what should fire.
+            simulator._sleep(reply.hold)
+            self.close_connection = True
+            return
+        if reply.delay:
+            simulator._sleep(reply.delay)
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        if self.command == "HEAD":
+            return
+        if reply.truncate_to is not None:
+            # Promised Content-Length bytes, sent fewer, hung up: a connection cut mid-body.
+            self.wfile.write(reply.body[: reply.truncate_to])
+            self.close_connection = True
+            return
+        self.wfile.write(reply.body)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         # Request lines carry no credentials (the token travels in a header), so DEBUG is safe.

@@ -5,14 +5,17 @@
   document.documentElement.classList.add("js");
 
   // Parameters left out of URLs when empty or at their default, so bookmarks stay short.
-  var DEFAULTS = { sort: "status", per_page: "50" };
+  function defaults(form) {
+    return { sort: form.dataset.defaultSort, per_page: form.dataset.defaultPerPage };
+  }
 
   document.addEventListener("htmx:configRequest", function (event) {
     var data = event.detail.formData;
     if (!data || event.detail.elt.id !== "filters") return;
+    var skip = defaults(event.detail.elt);
     Array.from(new Set(data.keys())).forEach(function (name) {
       var kept = data.getAll(name).filter(function (value) {
-        return value !== "" && DEFAULTS[name] !== value;
+        return value !== "" && skip[name] !== value;
       });
       data.delete(name);
       kept.forEach(function (value) { data.append(name, value); });
@@ -26,6 +29,7 @@
     var results = document.getElementById("results");
     if (!form || !results) return;
     var state = new URLSearchParams(results.dataset.query || "");
+    var DEFAULTS = defaults(form);
     Array.from(form.elements).forEach(function (field) {
       if (!field.name || field === document.activeElement) return;
       if (field.type === "checkbox") {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import signal
 import threading
 from collections.abc import Callable
@@ -15,20 +17,13 @@ from dashboard.models import PollRun, Source
 from dashboard.sources import sync_env_source
 
 TICK_SECONDS = 0.5
+ERROR_PAUSE_SECONDS = 5
+log = logging.getLogger(__name__)
 
 
-def due_sources(name: str | None, interval: int | None) -> list[Source]:
+def enabled_sources(name: str | None) -> list[Source]:
     sources = Source.objects.filter(enabled=True)
-    if name:
-        sources = sources.filter(name=name)
-    now = timezone.now()
-    due = []
-    for source in sources:
-        if interval is not None:
-            source.interval_seconds = interval
-        if source.is_due(now):
-            due.append(source)
-    return due
+    return list(sources.filter(name=name) if name else sources)
 
 
 def describe(run: PollRun) -> str:
@@ -42,23 +37,34 @@ def describe(run: PollRun) -> str:
 
 
 def poll_forever(
-    stop: threading.Event,
-    report: Callable[[str], None],
-    *,
-    source_name: str | None = None,
-    interval: int | None = None,
+    stop: threading.Event, report: Callable[[str], None], *, source_name: str | None = None
 ) -> None:
-    """Poll due sources until `stop` is set; sleeps in short steps so a stop is quick."""
+    """Poll each source whenever it is due, until `stop` is set.
+
+    Sleeps in short steps so a stop is quick. Several pollers may run at once: each poll
+    claims its source in the database first, due-check included, so none is polled twice.
+    """
     while not stop.is_set():
-        close_old_connections()
-        for source in due_sources(source_name, interval):
-            if stop.is_set():
-                break
-            try:
-                report(describe(polling.poll_source(source)))
-            except polling.SourceBusy as exc:
-                report(str(exc))
+        try:
+            _poll_due(stop, report, source_name)
+        except Exception:
+            # The outermost loop: a database restart or a lock timeout must not end the
+            # poller; it says so in the log and tries again on the next round.
+            log.exception("polling round failed; retrying")
+            stop.wait(ERROR_PAUSE_SECONDS)
         stop.wait(TICK_SECONDS)
+
+
+def _poll_due(stop: threading.Event, report: Callable[[str], None], name: str | None) -> None:
+    close_old_connections()
+    now = timezone.now()
+    for source in enabled_sources(name):
+        if stop.is_set():
+            return
+        # Busy: another poller has it, or has just polled it.
+        if source.is_due(now):
+            with contextlib.suppress(polling.SourceBusy):
+                report(describe(polling.poll_source(source, only_if_due=True)))
 
 
 class Command(BaseCommand):
@@ -67,7 +73,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--once", action="store_true", help="poll each source once and exit")
         parser.add_argument(
-            "--interval", type=int, help="seconds between polls of each source (overrides theirs)"
+            "--interval",
+            type=int,
+            help="seconds between polls; saved as the interval of the sources polled, so "
+            "every page judges freshness by it",
         )
         parser.add_argument("--source", help="poll only the source with this name")
 
@@ -82,6 +91,9 @@ class Command(BaseCommand):
             )
         if source and not Source.objects.filter(name=source).exists():
             raise CommandError(f"no source named {source!r}")
+        if interval is not None:
+            chosen = Source.objects.filter(name=source) if source else Source.objects.all()
+            chosen.update(interval_seconds=interval)
         if once:
             self._poll_once(source)
             return
@@ -90,16 +102,17 @@ class Command(BaseCommand):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         self.stdout.write("polling; stop with Ctrl-C or SIGTERM")
-        poll_forever(stop, self.stdout.write, source_name=source, interval=interval)
+        poll_forever(stop, self.stdout.write, source_name=source)
         self.stdout.write("stopped")
 
     def _poll_once(self, name: str | None) -> None:
-        sources = Source.objects.filter(enabled=True)
-        if name:
-            sources = sources.filter(name=name)
         failed = 0
-        for source in sources:  # due or not: --once polls now
-            run = polling.poll_source(source)
+        for source in enabled_sources(name):  # due or not: --once polls now
+            try:
+                run = polling.poll_source(source)
+            except polling.SourceBusy as exc:
+                self.stdout.write(str(exc))
+                continue
             self.stdout.write(describe(run))
             failed += not run.ok
         if failed:
