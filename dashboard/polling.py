@@ -224,6 +224,7 @@ def _poll_claimed(source: Source, client: ModelArtsClient | None, token: str) ->
         snapshot = _fetch(source, client)
         run.pages, run.total_count = snapshot.pages, snapshot.total_count
         run.fetched_count, run.complete = len(snapshot.services), snapshot.complete
+        run.warnings = _describe_gaps(snapshot)
         with transaction.atomic():
             _check_claim(source, token)
             _write_snapshot(source, run, snapshot, started_at)
@@ -236,6 +237,25 @@ def _poll_claimed(source: Source, client: ModelArtsClient | None, token: str) ->
         log.exception("poll of source %s failed unexpectedly", source.name)
         _record_failure(source, run, clock, "internal", f"internal error: {type(exc).__name__}")
     return run
+
+
+def _describe_gaps(snapshot: Snapshot) -> str:
+    """Why a snapshot is incomplete, in words an operator can act on ("" when it is not)."""
+    notes = []
+    if snapshot.rejected:
+        shown = "; ".join(snapshot.rejected[:3])
+        more = f" and {len(snapshot.rejected) - 3} more" if len(snapshot.rejected) > 3 else ""
+        notes.append(f"{len(snapshot.rejected)} unreadable item(s) skipped: {shown}{more}.")
+    if len(snapshot.services) + len(snapshot.rejected) != snapshot.total_count:
+        notes.append(
+            f"The API reported total_count {snapshot.total_count} but {len(snapshot.services)} "
+            f"distinct services were read in {snapshot.pages} page(s)."
+        )
+    if snapshot.duplicates:
+        notes.append(f"{snapshot.duplicates} duplicate item(s) across pages ignored.")
+    if not snapshot.complete:
+        notes.append("Nothing was marked gone.")
+    return " ".join(notes) + (" " if notes else "")
 
 
 def _check_claim(source: Source, token: str) -> None:
@@ -355,9 +375,9 @@ def _storable(run: PollRun, records: tuple[ServiceRecord, ...]) -> list[ServiceR
     limit = Service._meta.get_field("service_id").max_length
     storable = [record for record in records if len(record.service_id) <= limit]
     if len(storable) < len(records):
-        skipped = len(records) - len(storable)
         run.complete = False
-        run.warnings = f"{skipped} service(s) with an id longer than {limit} characters skipped"
+        skipped = len(records) - len(storable)
+        run.warnings += f"{skipped} service(s) with an id longer than {limit} characters skipped. "
     return storable
 
 

@@ -228,12 +228,24 @@ def test_it_counts_the_services_when_count_is_missing() -> None:
         ({"total_count": "many", "services": []}, "'total_count' must be a whole number"),
         ({"total_count": True, "services": []}, "'total_count' must be a whole number"),
         ({"total_count": -1, "services": []}, "'total_count' must be a whole number"),
-        ({"total_count": 1, "services": [{"service_name": "x"}]}, r"services\[0\]: .*service_id"),
     ],
 )
 def test_it_rejects_an_unusable_page(body: object, problem: str) -> None:
     with pytest.raises(ResponseError, match=problem):
         ServicePage.from_json(body)
+
+
+def test_it_sets_aside_unreadable_items_and_keeps_the_rest() -> None:
+    page = ServicePage.from_json(
+        {"total_count": 3, "services": [item(), {"service_name": "x"}, "junk"]}
+    )
+
+    assert len(page.services) == 1
+    assert page.count == 3
+    assert page.rejected == (
+        "services[1]: a service item has no usable service_id (None)",
+        "services[2]: a service item must be a JSON object, not a string",
+    )
 
 
 def test_it_reads_the_documented_modelarts_error_body() -> None:

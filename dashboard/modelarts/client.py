@@ -143,6 +143,7 @@ class ModelArtsClient:
         budget = self._budget(deadline)
         base = query or ServiceQuery()
         seen: dict[str, ServiceRecord] = {}
+        rejected: list[str] = []
         duplicates = total_count = pages = 0
         while pages < self.max_pages:
             if budget is not None and self._monotonic() >= budget.at:
@@ -154,16 +155,20 @@ class ModelArtsClient:
             page = self._list(base.with_page(offset, page_size), page=pages + 1, deadline=budget)
             pages += 1
             total_count = page.total_count
+            rejected += [f"page {pages}: {why}" for why in page.rejected]
             before = len(seen)
             duplicates += _merge(seen, page.services)
-            if len(seen) >= total_count or not page.services or len(seen) == before:
+            if len(seen) + len(rejected) >= total_count or not page.services:
                 break
+            if len(seen) == before:
+                break  # a page that adds nothing new would repeat forever
         return Snapshot(
             services=tuple(seen.values()),
             total_count=total_count,
             pages=pages,
             duplicates=duplicates,
-            complete=len(seen) == total_count,
+            complete=len(seen) == total_count and not rejected,
+            rejected=tuple(rejected),
         )
 
     def _budget(self, deadline: object) -> _Deadline | None:

@@ -138,6 +138,9 @@ class ServicePage:
     total_count: int
     count: int
     services: tuple[ServiceRecord, ...]
+    # Items that could not be read (not an object, no usable service_id), described; one bad
+    # item must not hide the others, but the listing they belong to is then incomplete.
+    rejected: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, body: object) -> ServicePage:
@@ -151,12 +154,18 @@ class ServicePage:
             raise ResponseError(
                 f"'total_count' must be a whole number, not {body.get('total_count')!r}"
             )
-        services = tuple(_item(index, item) for index, item in enumerate(items))
+        services, rejected = [], []
+        for index, item in enumerate(items):
+            try:
+                services.append(ServiceRecord.from_json(item))
+            except ResponseError as exc:
+                rejected.append(f"services[{index}]: {exc}")
         count = _count(body.get("count"))
         return cls(
             total_count=total_count,
-            count=len(services) if count is None else count,
-            services=services,
+            count=len(items) if count is None else count,
+            services=tuple(services),
+            rejected=tuple(rejected),
         )
 
 
@@ -169,13 +178,7 @@ class Snapshot:
     pages: int
     duplicates: int
     complete: bool
-
-
-def _item(index: int, item: object) -> ServiceRecord:
-    try:
-        return ServiceRecord.from_json(item)
-    except ResponseError as exc:
-        raise ResponseError(f"services[{index}]: {exc}") from exc
+    rejected: tuple[str, ...] = ()  # "page N: services[i]: why", for every unreadable item
 
 
 def _kind(value: object) -> str:
