@@ -135,3 +135,25 @@ def test_the_poller_finishes_cleanly_on_sigterm(tmp_path, simulator):
     assert poller.returncode == 0
     assert rest.rstrip().endswith("stopped")
     assert TOKEN not in "".join(first) + rest
+
+
+def test_the_demo_leaves_its_source_disabled_when_it_stops(tmp_path):
+    env = {**os.environ, "DASHBOARD_VAR_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, timeout=120)
+    demo = subprocess.Popen(
+        [*manage, "demo", "--port", str(free_port()), "--services", "5"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert demo.stdout.readline().startswith("Simulated ModelArts API")
+    demo.send_signal(signal.SIGTERM)
+    demo.communicate(timeout=30)
+    shown = subprocess.run(
+        [*manage, "shell", "--no-imports", "-c",
+         "from dashboard.models import Source; print(Source.objects.get(name='demo').enabled)"],
+        env=env, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert shown.strip() == "False"

@@ -101,3 +101,19 @@ def test_healthz_fails_without_any_source(client, db):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["problems"] == ["no source is configured"]
+
+
+def test_it_explains_an_incomplete_poll(client, runs):
+    PollRun.objects.filter(pk=runs[0].pk).update(
+        complete=False, warnings="1 unreadable item(s) skipped: page 1: services[3]: no id."
+    )
+    body = client.get("/polls/").content.decode()
+    assert "1 unreadable item(s) skipped: page 1: services[3]: no id." in body
+
+
+def test_the_service_page_flags_a_source_whose_last_poll_was_incomplete(client, runs):
+    Source.objects.update(last_success_at=timezone.now(), last_poll_at=timezone.now())
+    Source.objects.filter(name="cn-north-4").update(last_poll_complete=False)
+    body = client.get("/").content.decode()
+    assert 'href="/polls/?source=cn-north-4"' in body
+    assert "last poll incomplete" in body

@@ -72,6 +72,8 @@ class Command(BaseCommand):
             stop.set()
             poller.join(timeout=10)
             simulator.stop()
+            # Its simulator is gone: a later poller or web server must not keep polling it.
+            Source.objects.filter(name=DEMO_SOURCE).update(enabled=False)
 
 
 def _interrupt(signum: int, frame: object) -> None:
