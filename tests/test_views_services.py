@@ -337,3 +337,9 @@ def test_it_tells_a_refresh_that_another_poll_is_running(client, polled, source)
 def test_it_explains_what_to_do_when_no_source_is_configured(client, db):
     body = client.get("/").content.decode()
     assert "No ModelArts source is configured" in body
+
+
+@pytest.mark.parametrize("url", ["/", "/?status=failed", "/polls/", "/?per_page=3"])
+def test_it_never_shows_template_comments(client, fleet_rows, url):
+    body = client.get(url).content.decode()
+    assert "{#" not in body and "#}" not in body and "{%" not in body
