@@ -246,7 +246,10 @@ def _describe_gaps(snapshot: Snapshot) -> str:
         shown = "; ".join(snapshot.rejected[:3])
         more = f" and {len(snapshot.rejected) - 3} more" if len(snapshot.rejected) > 3 else ""
         notes.append(f"{len(snapshot.rejected)} unreadable item(s) skipped: {shown}{more}.")
-    if len(snapshot.services) + len(snapshot.rejected) != snapshot.total_count:
+    if len(set(snapshot.totals)) > 1:
+        moves = " → ".join(str(total) for total in snapshot.totals)
+        notes.append(f"total_count changed between pages ({moves}).")
+    elif len(snapshot.services) + len(snapshot.rejected) != snapshot.total_count:
         notes.append(
             f"The API reported total_count {snapshot.total_count} but {len(snapshot.services)} "
             f"distinct services were read in {snapshot.pages} page(s)."

@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -197,7 +198,8 @@ def test_it_reports_a_wrong_token_without_showing_it(simulator: SimulatorServer)
     assert (error.status, error.code) == (401, "ModelArts.0203")
     assert error.request_id
     assert str(error).startswith("ModelArts.0203: ")
-    assert f"(HTTP 401, request {error.request_id})" in str(error)
+    assert f"(HTTP 401, from {error.host}, request {error.request_id})" in str(error)
+    assert error.host == urlsplit(simulator.url).netloc
     assert secret not in str(error) and secret not in repr(error)
 
 
@@ -435,7 +437,8 @@ def test_it_quotes_an_html_error_page(stub: StubAPI) -> None:
     with pytest.raises(APIError) as caught:
         client_for(stub.url).list_services()
 
-    assert str(caught.value) == "HTTP 502: 502 Bad Gateway nginx (request r1)"
+    host = urlsplit(stub.url).netloc
+    assert str(caught.value) == f"HTTP 502: 502 Bad Gateway nginx (from {host}, request r1)"
 
 
 def test_it_hides_credentials_an_error_body_echoes(stub: StubAPI) -> None:
@@ -445,7 +448,8 @@ def test_it_hides_credentials_an_error_body_echoes(stub: StubAPI) -> None:
         client_for(stub.url).list_services()
 
     assert TOKEN not in str(caught.value)
-    assert str(caught.value) == "APIGW.0301: Incorrect token <hidden> (HTTP 401)"
+    host = urlsplit(stub.url).netloc
+    assert str(caught.value) == f"APIGW.0301: Incorrect token <hidden> (HTTP 401, from {host})"
 
 
 # --- could not reach ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -247,6 +248,10 @@ def test_it_reads_only_meaningful_retry_after_values(
     assert retry_after(status, {"Retry-After": value}) == expected
 
 
+def host_of(api) -> str:
+    return urlsplit(api.url).netloc
+
+
 def test_it_gives_up_after_the_attempts_with_a_message_that_says_so(fake_time: FakeTime) -> None:
     throttled = error(429, "ModelArts.4206", "too many requests", **{"X-Request-Id": "r9"})
 
@@ -257,7 +262,7 @@ def test_it_gives_up_after_the_attempts_with_a_message_that_says_so(fake_time: F
     assert len(fake_time.sleeps) == 3
     elapsed = sum(fake_time.sleeps)
     assert str(caught.value) == (
-        "ModelArts.4206: too many requests (HTTP 429, request r9)"
+        f"ModelArts.4206: too many requests (HTTP 429, from {host_of(api)}, request r9)"
         f" — gave up after 4 attempts in {elapsed:.1f} s"
     )
     assert (caught.value.status, caught.value.code) == (429, "ModelArts.4206")
@@ -269,7 +274,7 @@ def test_it_does_not_retry_at_all_with_one_attempt(fake_time: FakeTime) -> None:
         client_for(api.url, fake_time, retry=RetryPolicy(attempts=1)).list_services()
 
     assert len(api.requests) == 1
-    assert str(caught.value) == "ModelArts.4700: stopping (HTTP 503)"
+    assert str(caught.value) == f"ModelArts.4700: stopping (HTTP 503, from {host_of(api)})"
 
 
 def test_it_retries_a_refused_connection_then_reports_it(fake_time: FakeTime) -> None:
@@ -314,7 +319,7 @@ def test_it_retries_a_proxys_html_502_and_quotes_it(fake_time: FakeTime) -> None
         client_for(api.url, fake_time, retry=RetryPolicy(attempts=2)).list_services()
 
     assert str(caught.value).startswith(
-        "HTTP 502: 502 Bad Gateway nginx — gave up after 2 attempts"
+        f"HTTP 502: 502 Bad Gateway nginx (from {host_of(api)}) — gave up after 2 attempts"
     )
     assert len(api.requests) == 2
 
@@ -329,7 +334,7 @@ def test_it_logs_each_retry_with_its_reason_and_no_secrets(
 
     retries = [r for r in caplog.records if r.levelno == logging.INFO and "retrying" in r.message]
     assert len(retries) == 1
-    assert "ModelArts.4700: upgrade (HTTP 503)" in retries[0].message
+    assert f"ModelArts.4700: upgrade (HTTP 503, from {host_of(api)})" in retries[0].message
     assert "attempt 2 of 4" in retries[0].message
     assert all(TOKEN not in record.getMessage() for record in caplog.records)
 
@@ -347,7 +352,9 @@ def test_it_stops_retrying_at_the_deadline_and_never_sleeps_past_it(fake_time: F
     assert fake_time.now < deadline
     assert len(api.requests) == len(fake_time.sleeps) + 1 < 50
     message = str(caught.value)
-    assert message.startswith("ModelArts.4700: stopping (HTTP 503) — poll deadline of 3.5 s")
+    assert message.startswith(
+        f"ModelArts.4700: stopping (HTTP 503, from {host_of(api)}) — poll deadline of 3.5 s"
+    )
     assert "reached on page 1 after" in message
 
 

@@ -144,6 +144,7 @@ class ModelArtsClient:
         base = query or ServiceQuery()
         seen: dict[str, ServiceRecord] = {}
         rejected: list[str] = []
+        totals: list[int] = []
         duplicates = total_count = pages = 0
         while pages < self.max_pages:
             if budget is not None and self._monotonic() >= budget.at:
@@ -155,6 +156,7 @@ class ModelArtsClient:
             page = self._list(base.with_page(offset, page_size), page=pages + 1, deadline=budget)
             pages += 1
             total_count = page.total_count
+            totals.append(total_count)
             rejected += [f"page {pages}: {why}" for why in page.rejected]
             before = len(seen)
             duplicates += _merge(seen, page.services)
@@ -167,8 +169,11 @@ class ModelArtsClient:
             total_count=total_count,
             pages=pages,
             duplicates=duplicates,
-            complete=len(seen) == total_count and not rejected,
+            # A total that moved while paging means the pages shifted under us: a service may
+            # have slid between two pages unseen, so this listing cannot prove anything gone.
+            complete=len(seen) == total_count and not rejected and len(set(totals)) == 1,
             rejected=tuple(rejected),
+            totals=tuple(totals),
         )
 
     def _budget(self, deadline: object) -> _Deadline | None:
@@ -338,6 +343,7 @@ class ModelArtsClient:
             code=scrub(error.code, secrets),
             message=scrub(error.message, secrets),
             request_id=error.request_id,
+            host=self._host,
         )
 
     def _not_json(self, response: requests.Response) -> str:

@@ -61,16 +61,20 @@ class APIError(ModelArtsError):
         request_id: str | None = None,
         *,
         note: str = "",
+        host: str = "",
     ):
         self.status = status
         self.code = code
         self.message = message
         self.request_id = request_id
         self.note = note
+        self.host = host  # which endpoint answered: with several sources, the first question
         super().__init__(status, code, message, request_id)
 
     def __str__(self) -> str:
         details = [] if self.code == f"HTTP {self.status}" else [f"HTTP {self.status}"]
+        if self.host:
+            details.append(f"from {self.host}")
         if self.request_id:
             details.append(f"request {self.request_id}")
         suffix = f" ({', '.join(details)})" if details else ""
@@ -79,7 +83,9 @@ class APIError(ModelArtsError):
 
     def with_note(self, note: str) -> APIError:
         note = f"{self.note}; {note}" if self.note else note
-        return type(self)(self.status, self.code, self.message, self.request_id, note=note)
+        return type(self)(
+            self.status, self.code, self.message, self.request_id, note=note, host=self.host
+        )
 
     @classmethod
     def from_body(cls, status: int, text: str, headers: Mapping[str, str]) -> APIError:

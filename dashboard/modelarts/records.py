@@ -179,6 +179,7 @@ class Snapshot:
     duplicates: int
     complete: bool
     rejected: tuple[str, ...] = ()  # "page N: services[i]: why", for every unreadable item
+    totals: tuple[int, ...] = ()  # total_count as each page reported it
 
 
 def _kind(value: object) -> str:
