@@ -83,6 +83,7 @@ class Source(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("refresh_source", "Can poll a source on demand (Refresh now)")]
 
     def __str__(self) -> str:
         return self.name
@@ -136,6 +137,21 @@ class Source(models.Model):
             return False  # a poll is running: asking for another would only be refused
         grace = timedelta(seconds=max(5, self.interval_seconds // 2))
         return self.is_due(now - grace)
+
+
+class LoginFailure(models.Model):
+    """A failed login, kept for the throttle's window: per user name and per client address,
+    shared by every web worker through the database."""
+
+    username = models.CharField(max_length=150)
+    address = models.GenericIPAddressField(null=True)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["username", "at"], name="loginfailure_user"),
+            models.Index(fields=["address", "at"], name="loginfailure_address"),
+        ]
 
 
 class PollRun(models.Model):

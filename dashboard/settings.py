@@ -78,17 +78,70 @@ INSTALLED_APPS = [
     "dashboard",
 ]
 
+# "login" (default): Django's own users and the login page. "remote-user": trust the user
+# name an SSO proxy puts in DASHBOARD_REMOTE_USER_HEADER (only safe when nothing but that proxy
+# can reach the dashboard, see the README).
+DASHBOARD_AUTH = env_str("DASHBOARD_AUTH", "login")
+if DASHBOARD_AUTH not in ("login", "remote-user"):
+    raise ImproperlyConfigured("DASHBOARD_AUTH must be login or remote-user")
+DASHBOARD_REMOTE_USER_HEADER = env_str("DASHBOARD_REMOTE_USER_HEADER", "X-Forwarded-User")
+# Who may read /healthz: "public" (load balancers cannot log in) or "login".
+DASHBOARD_HEALTHZ_ACCESS = env_str("DASHBOARD_HEALTHZ_ACCESS", "public")
+if DASHBOARD_HEALTHZ_ACCESS not in ("public", "login"):
+    raise ImproperlyConfigured("DASHBOARD_HEALTHZ_ACCESS must be public or login")
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "dashboard.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    *(["dashboard.security.ProxyUserMiddleware"] if DASHBOARD_AUTH == "remote-user" else []),
+    # Every page needs a login unless its view says otherwise (login, /healthz).
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+AUTHENTICATION_BACKENDS = [
+    *(["dashboard.security.ProxyUserBackend"] if DASHBOARD_AUTH == "remote-user" else []),
+    "django.contrib.auth.backends.ModelBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in (
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    )
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+# Failed logins allowed per user name and per client address within the window.
+LOGIN_FAILURES_PER_USER = env_int("DASHBOARD_LOGIN_FAILURES_PER_USER", 5, minimum=1)
+LOGIN_FAILURES_PER_ADDRESS = env_int("DASHBOARD_LOGIN_FAILURES_PER_ADDRESS", 20, minimum=1)
+LOGIN_FAILURE_WINDOW = env_int("DASHBOARD_LOGIN_FAILURE_WINDOW", 900, minimum=1)
+
+# Served over HTTPS (directly or behind a proxy that sets X-Forwarded-Proto): secure cookies,
+# HSTS and a redirect from http. Off for a laptop's http://127.0.0.1.
+DASHBOARD_HTTPS = env_bool("DASHBOARD_HTTPS")
+if DASHBOARD_HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = env_int("DASHBOARD_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("DASHBOARD_HSTS_PRELOAD")
+    if env_bool("DASHBOARD_BEHIND_PROXY"):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # pages carry the token; no script needs the cookie
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 ROOT_URLCONF = "dashboard.urls"
 WSGI_APPLICATION = "dashboard.wsgi.application"

@@ -1,7 +1,9 @@
 from django.contrib import admin
+from django.contrib.auth.views import LogoutView
 from django.urls import path
 
 from dashboard import views
+from dashboard.accounts import ThrottledLoginView
 
 urlpatterns = [
     path("", views.service_list, name="services"),
@@ -9,5 +11,7 @@ urlpatterns = [
     path("api/services", views.api_services, name="api-services"),
     path("polls/", views.poll_list, name="polls"),
     path("healthz", views.healthz, name="healthz"),
+    path("login/", ThrottledLoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]

@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db import DatabaseError
 from django.db.models import QuerySet
@@ -55,8 +57,14 @@ def service_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def refresh(request: HttpRequest) -> HttpResponse:
-    """Poll now: every shown source on a click, only the overdue ones when a stale page asks."""
+    """Poll now: every shown source on a click, only the overdue ones when a stale page asks.
+
+    Any signed-in user's page may ask for an overdue poll (that keeps data fresh without a
+    poller); polling on demand is the operator's right.
+    """
     only_if_due = request.POST.get("due") == "1"
+    if not only_if_due and not request.user.has_perm("dashboard.refresh_source"):
+        raise PermissionDenied("Polling on demand needs the operator role.")
     notes = []
     for source in _sources():
         try:
@@ -324,8 +332,11 @@ def poll_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@login_not_required
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 while every enabled source has fresh data; 503 saying which one is not and why."""
+    if settings.DASHBOARD_HEALTHZ_ACCESS == "login" and not request.user.is_authenticated:
+        return JsonResponse({"status": "unauthorized"}, status=401)
     now = timezone.now()
     sources = _sources()
     problems = [_health_problem(source, now) for source in sources]

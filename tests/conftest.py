@@ -100,3 +100,36 @@ def make_service(db):
         return source.services.create(service_id=item["service_id"], **values)
 
     return make
+
+
+OPERATOR_PASSWORD = "operator-password-for-tests"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # Production hashing is slow on purpose; tests log in hundreds of times.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def operator(db):
+    from dashboard.accounts import create_user
+
+    return create_user("ops", OPERATOR_PASSWORD, "operator")
+
+
+@pytest.fixture
+def client(operator):
+    """Django's test client, signed in as an operator (every page needs a login)."""
+    from django.test import Client
+
+    signed_in = Client()
+    signed_in.force_login(operator)
+    return signed_in
+
+
+@pytest.fixture
+def anonymous_client():
+    from django.test import Client
+
+    return Client()

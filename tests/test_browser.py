@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import OPERATOR_PASSWORD
 
 from dashboard.models import Service
 
@@ -37,12 +38,19 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def page(browser, live_server):
+def page(browser, live_server, operator):
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     page = context.new_page()
     page.set_default_timeout(10_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Content-Security-Policy violations show up as console errors: none are expected.
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("User name").fill(operator.username)
+    page.get_by_label("Password").fill(OPERATOR_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/")
     yield page
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -68,6 +69,19 @@ def test_it_polls_due_sources_until_stopped(transactional_db, source):
     assert PollRun.objects.filter(source=source, ok=True).count() == 1
 
 
+def log_in(browser: requests.Session, base: str, username: str, password: str) -> str:
+    """Sign in through the login form as a person would; the page it lands on."""
+    form = browser.get(f"{base}/login/", timeout=5).text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    answer = browser.post(
+        f"{base}/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{base}/login/"},
+        timeout=10,
+    )
+    return answer.text
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -90,12 +104,16 @@ def test_the_demo_serves_a_polled_fleet_and_stops_on_a_signal(tmp_path, stop_sig
         text=True,
     )
     try:
+        head = [demo.stdout.readline() for _ in range(3)]
+        assert head[2].startswith("Log in as demo with password "), head
+        password = head[2].split()[-1]
+        browser = requests.Session()
         body = ""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and "data-service-id" not in body:
             time.sleep(0.3)
             try:
-                body = requests.get(f"http://127.0.0.1:{port}/", timeout=5).text
+                body = log_in(browser, f"http://127.0.0.1:{port}", "demo", password)
             except requests.ConnectionError:
                 continue
         assert "data-service-id" in body
@@ -104,7 +122,7 @@ def test_the_demo_serves_a_polled_fleet_and_stops_on_a_signal(tmp_path, stop_sig
         demo.send_signal(stop_signal)
         output, _ = demo.communicate(timeout=30)
     assert demo.returncode == 0
-    assert f"Dashboard: http://127.0.0.1:{port}/" in output
+    assert f"Dashboard: http://127.0.0.1:{port}/" in "".join(head)
     assert "poller: demo: " in output
 
 

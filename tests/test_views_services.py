@@ -229,7 +229,7 @@ def test_it_keeps_a_constant_number_of_queries_as_rows_grow(
 ):
     for n in range(5):
         make_service(f"a{n}")
-    with django_assert_max_num_queries(8) as small:
+    with django_assert_max_num_queries(12) as small:
         client.get("/?per_page=200")
     for n in range(150):
         make_service(f"b{n}", "failed" if n % 3 else "running", owner=f"o{n % 7}")

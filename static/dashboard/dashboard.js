@@ -22,6 +22,14 @@
     });
   });
 
+  // Auto-refresh only while the tab is visible (a filter in hx-trigger would need eval,
+  // which the Content-Security-Policy forbids).
+  document.addEventListener("htmx:confirm", function (event) {
+    if (document.hidden && event.target.hasAttribute("data-auto-refresh")) {
+      event.preventDefault();
+    }
+  });
+
   // The filter form sits outside the swapped table; after every swap or history restore,
   // set it from the state the server rendered (never touching the field being typed in).
   function syncForm() {

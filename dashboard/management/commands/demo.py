@@ -7,14 +7,17 @@ import secrets
 import signal
 import threading
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from dashboard.accounts import create_user
 from dashboard.management.commands.poll_services import poll_forever
 from dashboard.models import Source
 from dashboard.simulator import Fleet, SimulatorServer
 
 DEMO_SOURCE = "demo"
+DEMO_USER = "demo"
 DEMO_PROJECT_ID = "0d3m0000000000000000000000000000"
 # The demo's token lives only in this process's environment, like a real one would.
 TOKEN_ENV = "MODELARTS_DEMO_TOKEN"
@@ -34,6 +37,12 @@ class Command(BaseCommand):
         if services < 1 or interval < 1:
             raise CommandError("--services and --interval must be at least 1")
         os.environ[TOKEN_ENV] = secrets.token_urlsafe(24)
+        # The laptop's generated key (kept under var/) is fine for a demo; the web app refuses
+        # to start without an explicit one otherwise.
+        os.environ.setdefault("SECRET_KEY", settings.SECRET_KEY)
+        # A fresh password each start: the demo's login is only as good as this one run.
+        password = secrets.token_urlsafe(12)
+        create_user(DEMO_USER, password, "admin")
         fleet = Fleet(size=services, seed=seed)
         simulator = SimulatorServer(
             fleet, project_id=DEMO_PROJECT_ID, auth="token", token=os.environ[TOKEN_ENV]
@@ -62,7 +71,8 @@ class Command(BaseCommand):
         poller.start()
         self.stdout.write(
             f"Simulated ModelArts API with {services} services at {simulator.url}\n"
-            f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)"
+            f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)\n"
+            f"Log in as {DEMO_USER} with password {password}"
         )
         # SIGTERM stops the demo like Ctrl-C: the poller finishes its poll, the simulator closes.
         signal.signal(signal.SIGTERM, _interrupt)

@@ -1,0 +1,105 @@
+"""Signing in: the login page with its throttle, and the three roles."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.views import LoginView
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from dashboard.models import LoginFailure
+
+# What each role may do; a user's role is their group. Admins also get is_staff (the admin).
+ROLES: dict[str, list[str]] = {
+    "viewer": [],
+    "operator": ["dashboard.refresh_source"],
+    "admin": [
+        "dashboard.refresh_source",
+        *(
+            f"{app}.{action}_{model}"
+            for app, model in [("dashboard", "source"), ("auth", "user"), ("auth", "group")]
+            for action in ("add", "change", "delete", "view")
+        ),
+        "dashboard.view_pollrun",
+        "dashboard.view_service",
+    ],
+}
+
+
+def sync_roles(**_: object) -> None:
+    """Create or update the role groups (after every migrate, once permissions exist)."""
+    for name, codenames in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        wanted = Q(pk__in=[])
+        for full in codenames:
+            app, codename = full.split(".")
+            wanted |= Q(content_type__app_label=app, codename=codename)
+        group.permissions.set(Permission.objects.filter(wanted))
+
+
+def create_user(username: str, password: str, role: str):
+    """A user with one role: viewer (read), operator (refresh), admin (sources, users)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    sync_roles()
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    user.set_password(password)
+    user.is_staff = role == "admin"
+    user.save()
+    user.groups.set([Group.objects.get(name=role)])
+    return user
+
+
+def client_address(request: HttpRequest) -> str | None:
+    # REMOTE_ADDR is the peer; behind a proxy that is the proxy, which throttles everyone
+    # behind it together: stricter, never looser.
+    return request.META.get("REMOTE_ADDR") or None
+
+
+class ThrottledLoginView(LoginView):
+    """Django's login, refusing to check passwords after too many recent failures for the
+    same user name or from the same address."""
+
+    template_name = "dashboard/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        username = request.POST.get("username", "")[:150]
+        if self._throttled(username, client_address(request)):
+            form = self.get_form()
+            form.errors.clear()
+            form.add_error(
+                None,
+                "Too many failed logins. Wait a few minutes, then try again.",
+            )
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        LoginFailure.objects.create(
+            username=self.request.POST.get("username", "")[:150],
+            address=client_address(self.request),
+            at=timezone.now(),
+        )
+        return super().form_invalid(form)
+
+    def form_valid(self, form):
+        LoginFailure.objects.filter(username=form.get_user().get_username()).delete()
+        return super().form_valid(form)
+
+    def _throttled(self, username: str, address: str | None) -> bool:
+        since = timezone.now() - timedelta(seconds=settings.LOGIN_FAILURE_WINDOW)
+        recent = LoginFailure.objects.filter(at__gte=since)
+        # Old rows are dropped as we go: the table holds one window of failures at most.
+        LoginFailure.objects.filter(at__lt=since).delete()
+        if recent.filter(username=username).count() >= settings.LOGIN_FAILURES_PER_USER:
+            return True
+        return bool(
+            address
+            and recent.filter(address=address).count() >= settings.LOGIN_FAILURES_PER_ADDRESS
+        )
