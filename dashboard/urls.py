@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.service_list, name="services"),
     path("refresh/", views.refresh, name="refresh"),
     path("api/services", views.api_services, name="api-services"),
+    path("services.csv", views.services_csv, name="services-csv"),
     path("polls/", views.poll_list, name="polls"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
