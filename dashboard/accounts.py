@@ -17,9 +17,15 @@ from dashboard.models import LoginFailure
 # What each role may do; a user's role is their group. Admins also get is_staff (the admin).
 ROLES: dict[str, list[str]] = {
     "viewer": [],
-    "operator": ["dashboard.refresh_source"],
+    "operator": [
+        "dashboard.refresh_source",
+        "dashboard.add_savedview",
+        "dashboard.delete_savedview",
+    ],
     "admin": [
         "dashboard.refresh_source",
+        "dashboard.add_savedview",
+        "dashboard.delete_savedview",
         *(
             f"{app}.{action}_{model}"
             for app, model in [("dashboard", "source"), ("auth", "user"), ("auth", "group")]

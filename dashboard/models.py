@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -137,6 +138,27 @@ class Source(models.Model):
             return False  # a poll is running: asking for another would only be refused
         grace = timedelta(seconds=max(5, self.interval_seconds // 2))
         return self.is_due(now - grace)
+
+
+class SavedView(models.Model):
+    """A named, shared bookmark of the service table: /v/<slug> opens its query string."""
+
+    name = models.CharField(max_length=80, unique=True)
+    slug = models.SlugField(max_length=16, unique=True)
+    query = models.TextField(blank=True)  # validated when saved; re-checked when listed
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def url(self) -> str:
+        return f"/?{self.query}" if self.query else "/"
 
 
 class LoginFailure(models.Model):

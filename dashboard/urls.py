@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from dashboard import views
+from dashboard import saved_views, views
 from dashboard.accounts import ThrottledLoginView
 
 urlpatterns = [
@@ -11,6 +11,10 @@ urlpatterns = [
     path("api/services", views.api_services, name="api-services"),
     path("services.csv", views.services_csv, name="services-csv"),
     path("polls/", views.poll_list, name="polls"),
+    path("views/", saved_views.saved_view_list, name="saved-views"),
+    path("views/save", saved_views.save_view, name="save-view"),
+    path("views/<slug:slug>/delete", saved_views.delete_view, name="delete-view"),
+    path("v/<slug:slug>", saved_views.open_saved_view, name="open-view"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
