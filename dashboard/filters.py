@@ -6,6 +6,7 @@ widened into "everything".
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from django import forms
@@ -36,9 +37,12 @@ ENUM_MAX_LENGTH = 32  # the width of the status and infer_type columns
 def enum_value(value: str) -> None:
     """Statuses and types are open sets: any printable value the API could send, matched
     exactly (so a tile for "Running" or "real_time2" links to a view that works)."""
-    if len(value) > ENUM_MAX_LENGTH or not value.isprintable():
+    # Control characters only: zero-width and right-to-left marks are odd but real API data,
+    # and their tiles must link to views that work.
+    if len(value) > ENUM_MAX_LENGTH or any(unicodedata.category(c) == "Cc" for c in value):
         raise forms.ValidationError(
-            f"Use up to {ENUM_MAX_LENGTH} printable characters.", code="invalid"
+            f"Use up to {ENUM_MAX_LENGTH} characters, none of them control characters.",
+            code="invalid",
         )
 
 

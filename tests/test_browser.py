@@ -134,3 +134,130 @@ def test_it_searches_as_you_type(page, live_server, polled):
         arg=1,
     )
     assert shown_rows(page)[0][0] == target.service_name
+
+
+def test_it_switches_theme_and_remembers_it_until_reset(page, live_server, polled):
+    page.goto(f"{live_server.url}/")
+    assert page.evaluate("document.documentElement.dataset.theme") == "light"
+    light_background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    page.get_by_text("Preferences", exact=True).click()
+    page.get_by_label("Dark").check()
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    dark_background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert dark_background != light_background
+
+    page.reload()
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    page.get_by_text("Preferences", exact=True).click()
+    page.get_by_role("button", name="Reset preferences").click()
+    assert page.evaluate("document.documentElement.dataset.theme") == "light"
+    assert page.get_by_label("Auto (as the system)").is_checked()
+
+
+@pytest.fixture
+def shanghai_page(browser, live_server, operator):
+    context = browser.new_context(timezone_id="Asia/Shanghai", locale="en-GB")
+    page = context.new_page()
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("User name").fill(operator.username)
+    page.get_by_label("Password").fill(OPERATOR_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/")
+    yield page
+    context.close()
+
+
+def test_it_shows_times_in_the_browsers_zone_when_asked(shanghai_page, live_server, polled):
+    page = shanghai_page
+    as_of = page.locator("#freshness time").first
+    utc_text = as_of.inner_text()
+    assert utc_text.endswith("UTC")
+    page.get_by_text("Preferences", exact=True).click()
+    page.get_by_label("This browser's time zone").check()
+    hour = int(utc_text[:2])
+    assert as_of.inner_text().startswith(f"{(hour + 8) % 24:02d}:")
+    page.reload()  # the choice holds across pages
+    assert not page.locator("#freshness time").first.inner_text().endswith("UTC")
+    page.get_by_text("Preferences", exact=True).click()
+    page.get_by_label("UTC").check()
+    assert page.locator("#freshness time").first.inner_text().endswith("UTC")
+
+
+def test_it_works_from_the_keyboard_alone(page, live_server, polled):
+    page.goto(f"{live_server.url}/?per_page=25")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the content"
+    # Into the filters: the search box, then the first status checkbox.
+    page.locator("#q").focus()
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.value")
+    page.keyboard.press("Space")
+    page.wait_for_url(re.compile(rf"status={focused}"))
+    # A sort header is a link: Enter sorts.
+    header = page.locator("th a", has_text="Failures")
+    header.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"sort=-failures"))
+    page.wait_for_selector('th[aria-sort="descending"]')
+
+
+def test_pagination_works_from_the_keyboard(page, live_server, polled):
+    page.goto(f"{live_server.url}/?per_page=25")
+    page.locator("a[rel=next]").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"[?&]page=2"))
+    page.wait_for_selector(".pager .range >> text=/^26–/")
+    assert page.locator(".pager .range").inner_text().startswith("26–")
+
+
+def contrast(page, selector: str) -> float:
+    """WCAG contrast ratio of an element's text against its own background."""
+    return page.evaluate(
+        """selector => {
+            const el = document.querySelector(selector);
+            const style = getComputedStyle(el);
+            const parse = c => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+            const lum = rgb => {
+                const [r, g, b] = rgb.map(v => {
+                    v /= 255;
+                    return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+                });
+                return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+            };
+            let bg = style.backgroundColor, node = el;
+            while (bg === "rgba(0, 0, 0, 0)" || bg === "transparent") {
+                node = node.parentElement;
+                bg = getComputedStyle(node).backgroundColor;
+            }
+            const [a, b] = [lum(parse(style.color)), lum(parse(bg))].sort((x, y) => y - x);
+            return (a + 0.05) / (b + 0.05);
+        }""",
+        selector,
+    )
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_badges_meet_wcag_aa_contrast_in_both_themes(page, live_server, make_service, theme):
+    for status in ["failed", "concerning", "deploying", "running", "stopping", "finished", "odd"]:
+        make_service(f"svc-{status}", status)
+    page.goto(f"{live_server.url}/")
+    page.evaluate(f"localStorage.setItem('dashboard.theme', '{theme}')")
+    page.reload()
+    for tone in ["bad", "warn", "info", "ok", "muted", "done", "unknown"]:
+        ratio = contrast(page, f".badge-{tone}")
+        assert ratio >= 4.5, f"{tone} badge in {theme}: {ratio:.2f}"
+    for selector in [".fresh", ".services th a", ".tile-label", ".pager"]:
+        assert contrast(page, selector) >= 4.5, selector
+
+
+def test_every_control_has_an_accessible_name(page, live_server, polled):
+    page.goto(f"{live_server.url}/")
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, button, a')]
+            .filter(el => el.offsetParent !== null)
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                          && !el.textContent.trim() && !el.getAttribute('placeholder'))
+            .map(el => el.outerHTML.slice(0, 80))"""
+    )
+    assert unnamed == []
+    assert page.evaluate("document.documentElement.lang") == "en"
