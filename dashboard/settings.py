@@ -89,6 +89,12 @@ DASHBOARD_REMOTE_USER_HEADER = env_str("DASHBOARD_REMOTE_USER_HEADER", "X-Forwar
 DASHBOARD_HEALTHZ_ACCESS = env_str("DASHBOARD_HEALTHZ_ACCESS", "public")
 if DASHBOARD_HEALTHZ_ACCESS not in ("public", "login"):
     raise ImproperlyConfigured("DASHBOARD_HEALTHZ_ACCESS must be public or login")
+# Who may read /metrics: "public" (Prometheus cannot sign in) or "login" (a signed-in user, or
+# the bearer token). With DASHBOARD_METRICS_TOKEN set, Prometheus must send it as a Bearer token.
+DASHBOARD_METRICS_ACCESS = env_str("DASHBOARD_METRICS_ACCESS", "public")
+if DASHBOARD_METRICS_ACCESS not in ("public", "login"):
+    raise ImproperlyConfigured("DASHBOARD_METRICS_ACCESS must be public or login")
+DASHBOARD_METRICS_TOKEN = env_str("DASHBOARD_METRICS_TOKEN")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

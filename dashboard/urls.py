@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from dashboard import saved_views, views
+from dashboard import metrics, saved_views, views
 from dashboard.accounts import ThrottledLoginView
 
 urlpatterns = [
@@ -16,6 +16,7 @@ urlpatterns = [
     path("views/<slug:slug>/delete", saved_views.delete_view, name="delete-view"),
     path("v/<slug:slug>", saved_views.open_saved_view, name="open-view"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
