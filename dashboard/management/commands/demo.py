@@ -36,6 +36,9 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, services: int, seed: int, interval: int, **_):
         if services < 1 or interval < 1:
             raise CommandError("--services and --interval must be at least 1")
+        # SIGTERM stops the demo like Ctrl-C: the poller finishes its poll, the simulator closes.
+        # Set first, so a stop that comes while the demo is still starting is a clean one too.
+        signal.signal(signal.SIGTERM, _interrupt)
         os.environ[TOKEN_ENV] = secrets.token_urlsafe(24)
         # The laptop's generated key (kept under var/) is fine for a demo; the web app refuses
         # to start without an explicit one otherwise.
@@ -47,10 +50,35 @@ class Command(BaseCommand):
         simulator = SimulatorServer(
             fleet, project_id=DEMO_PROJECT_ID, auth="token", token=os.environ[TOKEN_ENV]
         ).start()
+        stop = threading.Event()
+        poller = threading.Thread(
+            target=poll_forever,
+            args=(stop, lambda line: self.stdout.write(f"poller: {line}")),
+            kwargs={"source_name": DEMO_SOURCE},
+            daemon=True,
+        )
+        try:
+            self._point_source_at(simulator.url, interval)
+            poller.start()
+            self.stdout.write(
+                f"Simulated ModelArts API with {services} services at {simulator.url}\n"
+                f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)\n"
+                f"Log in as {DEMO_USER} with password {password}"
+            )
+            call_command("runserver", f"{host}:{port}", use_reloader=False)
+        finally:
+            stop.set()
+            if poller.is_alive():
+                poller.join(timeout=10)
+            simulator.stop()
+            # Its simulator is gone: a later poller or web server must not keep polling it.
+            Source.objects.filter(name=DEMO_SOURCE).update(enabled=False)
+
+    def _point_source_at(self, url: str, interval: int) -> None:
         Source.objects.update_or_create(
             name=DEMO_SOURCE,
             defaults={
-                "endpoint": simulator.url,
+                "endpoint": url,
                 "project_id": DEMO_PROJECT_ID,
                 "workspace_id": "",
                 "auth_kind": Source.AuthKind.TOKEN,
@@ -61,29 +89,6 @@ class Command(BaseCommand):
                 "claim_expires_at": None,
             },
         )
-        stop = threading.Event()
-        poller = threading.Thread(
-            target=poll_forever,
-            args=(stop, lambda line: self.stdout.write(f"poller: {line}")),
-            kwargs={"source_name": DEMO_SOURCE},
-            daemon=True,
-        )
-        poller.start()
-        self.stdout.write(
-            f"Simulated ModelArts API with {services} services at {simulator.url}\n"
-            f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)\n"
-            f"Log in as {DEMO_USER} with password {password}"
-        )
-        # SIGTERM stops the demo like Ctrl-C: the poller finishes its poll, the simulator closes.
-        signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            call_command("runserver", f"{host}:{port}", use_reloader=False)
-        finally:
-            stop.set()
-            poller.join(timeout=10)
-            simulator.stop()
-            # Its simulator is gone: a later poller or web server must not keep polling it.
-            Source.objects.filter(name=DEMO_SOURCE).update(enabled=False)
 
 
 def _interrupt(signum: int, frame: object) -> None:
