@@ -182,3 +182,56 @@ class PollFilterForm(forms.Form):
             if value not in ("", None) and not (name == "page" and value == 1):
                 query[name] = str(value)
         return query.urlencode()
+
+
+class EventFilterForm(forms.Form):
+    """The events feed's query string: /events/?source=…&from=…&to=…&service=…&after=…&before=…"""
+
+    source = forms.SlugField(required=False, max_length=64)
+    # "from"/"to" are Python keywords: the form's fields carry a suffix, the URL does not.
+    from_status = forms.CharField(required=False, validators=[enum_value])
+    to_status = forms.CharField(required=False, validators=[enum_value])
+    service = forms.CharField(required=False, max_length=128, strip=True)
+    after = forms.DateTimeField(required=False)
+    before = forms.DateTimeField(required=False)
+    page = forms.IntegerField(required=False, min_value=1, max_value=10_000_000)
+
+    URL_NAMES = {"from_status": "from", "to_status": "to"}
+
+    def __init__(self, query: QueryDict):
+        data = {name: query.get(self.URL_NAMES.get(name, name), "") for name in self.base_fields}
+        super().__init__(data)
+
+    def changes(self, changes: QuerySet) -> QuerySet:
+        """The filtered status changes (call after is_valid)."""
+        data = self.cleaned_data
+        if data["source"]:
+            changes = changes.filter(source__name=data["source"])
+        if data["from_status"]:
+            # "appeared" is how the feed names a service's first sighting (no previous status).
+            wanted = "" if data["from_status"] == "appeared" else data["from_status"]
+            changes = changes.filter(from_status=wanted)
+        if data["to_status"]:
+            changes = changes.filter(to_status=data["to_status"])
+        if data["service"]:
+            changes = changes.filter(
+                Q(service__service_id=data["service"])
+                | Q(service__service_name__icontains=data["service"])
+            )
+        if data["after"]:
+            changes = changes.filter(at__gte=data["after"])
+        if data["before"]:
+            changes = changes.filter(at__lt=data["before"])
+        return changes
+
+    def query_string(self, **changes: object) -> str:
+        values = {name: self.cleaned_data.get(name) for name in self.base_fields}
+        values.update(changes)
+        query = QueryDict(mutable=True)
+        for name, value in values.items():
+            if value in ("", None) or (name == "page" and value == 1):
+                continue
+            if hasattr(value, "isoformat"):
+                value = value.isoformat().replace("+00:00", "Z")
+            query[self.URL_NAMES.get(name, name)] = str(value)
+        return query.urlencode()

@@ -14,7 +14,13 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db import DatabaseError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    QueryDict,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -25,11 +31,12 @@ from dashboard.filters import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_SORT,
     PAGE_SIZES,
+    EventFilterForm,
     PollFilterForm,
     ServiceFilter,
     parse_filter,
 )
-from dashboard.models import PollRun, Service, Source
+from dashboard.models import PollRun, Service, Source, StatusChange
 from dashboard.sources import sync_env_source
 from dashboard.statuses import ALERTING, STYLES, style_for
 
@@ -430,3 +437,80 @@ def _health_problem(source: Source, now: datetime) -> str | None:
     if source.last_error:
         reason += f"; last error: {source.last_error}"
     return f"{source.name}: {reason}"
+
+
+EVENTS_PER_PAGE = 50
+
+
+def _events_page(request: HttpRequest) -> tuple[EventFilterForm, dict, Page]:
+    form, errors = EventFilterForm(request.GET), {}
+    if not form.is_valid():
+        errors = {name: list(messages) for name, messages in form.errors.items()}
+        form = EventFilterForm(QueryDict())  # an empty filter to build the page's links from
+        form.is_valid()
+    changes = StatusChange.objects.none() if errors else form.changes(StatusChange.objects.all())
+    # change_recent serves the newest-first order; select_related keeps it one query per page.
+    changes = changes.select_related("service", "source").order_by("-at", "-id")
+    page = Paginator(changes, EVENTS_PER_PAGE).get_page(form.cleaned_data["page"])
+    return form, errors, page
+
+
+@require_GET
+def event_list(request: HttpRequest) -> HttpResponse:
+    """Fleet-wide status changes, newest first: what changed, where, and when (between polls)."""
+    form, errors, page = _events_page(request)
+    last = page.paginator.num_pages
+    context = {
+        "filter": form.cleaned_data,
+        "errors": errors,
+        "page": page,
+        "rows": [_event_row(change) for change in page.object_list],
+        "sources": [_freshness(source) for source in _sources()],
+        "status_names": ["appeared", *STYLES],
+        "query": form.query_string(page=page.number),
+        "prev_query": form.query_string(page=max(1, page.number - 1)),
+        "next_query": form.query_string(page=min(last, page.number + 1)),
+        "api_query": form.query_string(page=page.number),
+        "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
+        "section": "events",
+    }
+    template = "dashboard/_events.html" if _wants_partial(request) else "dashboard/events.html"
+    response = render(request, template, context, status=400 if errors else 200)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _event_row(change: StatusChange) -> dict:
+    return {
+        "change": change,
+        "from_style": style_for(change.from_status) if change.from_status else None,
+        "to_style": style_for(change.to_status),
+    }
+
+
+@require_GET
+def api_events(request: HttpRequest) -> JsonResponse:
+    """The events feed as JSON: same parameters, same order."""
+    form, errors, page = _events_page(request)
+    if errors:
+        return JsonResponse({"errors": errors}, status=400)
+    return JsonResponse(
+        {
+            "count": page.paginator.count,
+            "page": page.number,
+            "pages": page.paginator.num_pages,
+            "events": [
+                {
+                    "at": _iso(change.at),
+                    "previous_poll_at": _iso(change.previous_poll_at),
+                    "source": change.source.name,
+                    "service_id": change.service.service_id,
+                    "service_name": change.service.service_name,
+                    "from_status": change.from_status or None,
+                    "to_status": change.to_status,
+                    "transition_at": _iso(change.transition_at),
+                }
+                for change in page.object_list
+            ],
+        }
+    )
