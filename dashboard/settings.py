@@ -239,5 +239,8 @@ else:
     MODELARTS_AUTH = "token"  # and its poll says MODELARTS_TOKEN is missing
 MODELARTS_TIMEOUT = env_int("MODELARTS_TIMEOUT", 30, minimum=1)
 
+# History (samples, status changes, poll runs) is kept this many days; the poller prunes it.
+DASHBOARD_HISTORY_DAYS = env_int("DASHBOARD_HISTORY_DAYS", 30, minimum=1)
+
 # How often an open page refreshes its table, in seconds.
 DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 15, minimum=2)

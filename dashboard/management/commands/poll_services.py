@@ -6,6 +6,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 from django.core.management.base import BaseCommand, CommandError
@@ -14,10 +15,12 @@ from django.utils import timezone
 
 from dashboard import polling
 from dashboard.models import PollRun, Source
+from dashboard.retention import prune_history
 from dashboard.sources import sync_env_source
 
 TICK_SECONDS = 0.5
 ERROR_PAUSE_SECONDS = 5
+PRUNE_EVERY_SECONDS = 3600
 log = logging.getLogger(__name__)
 
 
@@ -44,9 +47,14 @@ def poll_forever(
     Sleeps in short steps so a stop is quick. Several pollers may run at once: each poll
     claims its source in the database first, due-check included, so none is polled twice.
     """
+    next_prune = time.monotonic()
     while not stop.is_set():
         try:
             _poll_due(stop, report, source_name)
+            if time.monotonic() >= next_prune:
+                # Every poller prunes now and then; deletes of the same old rows are harmless.
+                prune_history()
+                next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
         except Exception:
             # The outermost loop: a database restart or a lock timeout must not end the
             # poller; it says so in the log and tries again on the next round.
