@@ -74,6 +74,11 @@ class ThrottledLoginView(LoginView):
     template_name = "dashboard/login.html"
     redirect_authenticated_user = True
 
+    def get_redirect_url(self) -> str:
+        # ?next=/login/ for a signed-in user would redirect to itself forever (Django raises).
+        url = super().get_redirect_url()
+        return "" if url.split("?")[0] == settings.LOGIN_URL else url
+
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         username = request.POST.get("username", "")[:150]
         if self._throttled(username, client_address(request)):

@@ -13,9 +13,6 @@ from conftest import OPERATOR_PASSWORD
 from dashboard.models import Service
 
 CHROMIUM = Path("/usr/bin/chromium")
-# Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-# still plain synchronous code, so Django's async guard has nothing to protect here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = pytest.mark.browser
 
@@ -26,6 +23,9 @@ def browser() -> Iterator:
 
     if not CHROMIUM.exists():
         pytest.fail("Chromium is missing: `make test` installs Debian's chromium package")
+    # Playwright's sync API keeps an event loop in this thread; the tests' own ORM calls are
+    # still plain synchronous code, so Django's async guard has nothing to protect here.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),

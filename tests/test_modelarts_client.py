@@ -449,7 +449,7 @@ def test_it_hides_credentials_an_error_body_echoes(stub: StubAPI) -> None:
 
     assert TOKEN not in str(caught.value)
     host = urlsplit(stub.url).netloc
-    assert str(caught.value) == f"APIGW.0301: Incorrect token <hidden> (HTTP 401, from {host})"
+    assert str(caught.value) == f"APIGW.0301: Incorrect token [hidden] (HTTP 401, from {host})"
 
 
 # --- could not reach ------------------------------------------------------------------------

@@ -331,7 +331,7 @@ def test_it_reports_a_wrong_password_without_showing_it(iam: FakeIam, local_cloc
     assert error.status == 401
     assert str(error) == (
         f"HTTP 401: IAM at {iam.url.removeprefix('http://')} gave no token to user 'alice' of"
-        " account 'acme' in project 'cn-north-4': The username or password is wrong. (<hidden>)"
+        " account 'acme' in project 'cn-north-4': The username or password is wrong. ([hidden])"
     )
     assert wrong not in repr(error)
     assert len(iam.logins) == 1  # a wrong password is not worth a retry

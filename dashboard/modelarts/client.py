@@ -336,8 +336,10 @@ class ModelArtsClient:
         return f"could not reach {self._host}: {cause}"
 
     def _api_error(self, response: requests.Response) -> APIError:
-        error = APIError.from_body(response.status_code, text(response), response.headers)
         secrets = secrets_in(response.request.headers, SECRET_HEADERS)
+        # Scrubbed whole, before any excerpt: a secret cut in two would no longer match.
+        body = scrub(text(response), secrets)
+        error = APIError.from_body(response.status_code, body, response.headers)
         return APIError(
             status=error.status,
             code=scrub(error.code, secrets),
@@ -350,8 +352,8 @@ class ModelArtsClient:
         content_type = response.headers.get("Content-Type") or "no Content-Type"
         if not response.content.strip():
             return f"{self._host} answered HTTP {response.status_code} with an empty body"
-        sample = scrub(
-            excerpt(text(response)), secrets_in(response.request.headers, SECRET_HEADERS)
+        sample = excerpt(
+            scrub(text(response), secrets_in(response.request.headers, SECRET_HEADERS))
         )
         return (
             f"{self._host} answered HTTP {response.status_code} with a body that is not JSON"

@@ -79,7 +79,9 @@ def request_token(
 def _refused(
     response: requests.Response, credentials: Credentials, host: str, secrets: list[str]
 ) -> AuthError:
-    error = AuthError.from_body(response.status_code, text(response), response.headers)
+    # Scrubbed whole, before any excerpt: a secret cut in two would no longer match.
+    body = scrub(text(response), secrets)
+    error = AuthError.from_body(response.status_code, body, response.headers)
     return AuthError(
         status=error.status,
         code=error.code,
@@ -99,7 +101,7 @@ def _read_token(response: requests.Response, secrets: list[str]) -> IamToken:
     try:
         body = json.loads(response.content)
     except (ValueError, RecursionError) as exc:
-        sample = scrub(excerpt(text(response)), secrets)
+        sample = excerpt(scrub(text(response), secrets))
         raise ResponseError(f"the body is not JSON: {sample}") from exc
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, dict):

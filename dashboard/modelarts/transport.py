@@ -86,10 +86,13 @@ def secrets_in(headers: Mapping[str, str], names: tuple[str, ...]) -> list[str]:
 
 
 def scrub(text: str, secrets: list[str]) -> str:
-    """Error bodies may echo what we sent (the gateway quotes its canonical request)."""
+    """Error bodies may echo what we sent (the gateway quotes its canonical request).
+
+    The mark has no angle brackets: quoting an HTML page strips tags, and would strip it too.
+    """
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "<hidden>")
+            text = text.replace(secret, "[hidden]")
     return text
 
 

@@ -38,6 +38,7 @@
     if (!form || !results) return;
     var state = new URLSearchParams(results.dataset.query || "");
     var DEFAULTS = defaults(form);
+    addMissingStatuses(form, state.getAll("status"));
     Array.from(form.elements).forEach(function (field) {
       if (!field.name || field === document.activeElement) return;
       if (field.type === "checkbox") {
@@ -46,6 +47,26 @@
         var value = state.get(field.name);
         field.value = value === null ? (DEFAULTS[field.name] || "") : value;
       }
+    });
+  }
+  // A status the page did not know when it was drawn (chosen from its tile, say) gets its own
+  // checkbox, so the next change of the form keeps it.
+  function addMissingStatuses(form, statuses) {
+    var box = form.querySelector(".status-choices");
+    var have = Array.from(form.querySelectorAll("input[name=status]")).map(function (i) {
+      return i.value;
+    });
+    statuses.forEach(function (status) {
+      if (have.indexOf(status) >= 0) return;
+      var label = document.createElement("label");
+      var input = document.createElement("input");
+      label.className = "check";
+      input.type = "checkbox";
+      input.name = "status";
+      input.value = status;
+      label.appendChild(input);
+      label.appendChild(document.createTextNode(" " + status));
+      box.appendChild(label);
     });
   }
   document.addEventListener("htmx:afterSettle", syncForm);
