@@ -80,7 +80,7 @@ class ThrottledLoginView(LoginView):
         return "" if url.split("?")[0] == settings.LOGIN_URL else url
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        username = request.POST.get("username", "")[:150]
+        username = _storable(request.POST.get("username", ""))
         if self._throttled(username, client_address(request)):
             form = self.get_form()
             form.errors.clear()
@@ -93,7 +93,7 @@ class ThrottledLoginView(LoginView):
 
     def form_invalid(self, form):
         LoginFailure.objects.create(
-            username=self.request.POST.get("username", "")[:150],
+            username=_storable(self.request.POST.get("username", "")),
             address=client_address(self.request),
             at=timezone.now(),
         )
@@ -114,3 +114,8 @@ class ThrottledLoginView(LoginView):
             address
             and recent.filter(address=address).count() >= settings.LOGIN_FAILURES_PER_ADDRESS
         )
+
+
+def _storable(username: str) -> str:
+    # As typed, minus what PostgreSQL cannot store in text (NUL) and past the column's width.
+    return username.replace("\x00", "")[:150]

@@ -224,3 +224,9 @@ def test_add_user_refuses_a_weak_password(db, monkeypatch):
     monkeypatch.setenv("DASHBOARD_NEW_PASSWORD", "12345678")
     with pytest.raises(CommandError, match="too common|entirely numeric"):
         call_command("add_user", "ops", "--password-env", "DASHBOARD_NEW_PASSWORD")
+
+
+def test_a_login_attempt_with_a_nul_byte_is_counted_not_crashed(anonymous_client, db):
+    response = log_in(anonymous_client, "ro\x00ot", "wrong")
+    assert response.status_code == 200
+    assert LoginFailure.objects.get().username == "root"
