@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from dashboard import metrics, saved_views, views
+from dashboard import metrics, saved_views, service_page, views
 from dashboard.accounts import ThrottledLoginView
 
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/services", views.api_services, name="api-services"),
     path("services.csv", views.services_csv, name="services-csv"),
     path("polls/", views.poll_list, name="polls"),
+    path("services/<str:service_id>/", service_page.service_detail, name="service"),
     path("events/", views.event_list, name="events"),
     path("api/events", views.api_events, name="api-events"),
     path("views/", saved_views.saved_view_list, name="saved-views"),

@@ -342,3 +342,10 @@ def test_it_explains_what_to_do_when_no_source_is_configured(client, db):
 def test_it_never_shows_template_comments(client, fleet_rows, url):
     body = client.get(url).content.decode()
     assert "{#" not in body and "#}" not in body and "{%" not in body
+
+
+def test_it_links_each_name_to_its_service_page(client, fleet_rows):
+    body = client.get("/?status=failed").content.decode()
+    service_id = fleet_rows[1].service_id
+    assert f'<a class="service-link" href="/services/{service_id}/"' in body
+    assert client.get(f"/services/{service_id}/").status_code == 200
