@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from chromium import CHROMIUM, LAUNCH_ARGS
 from conftest import OPERATOR_PASSWORD
 
 from dashboard.models import Service
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 pytestmark = pytest.mark.browser
 
@@ -29,10 +27,8 @@ def browser() -> Iterator:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
-            # The machine has no network: keep Chromium from trying to phone home.
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
+            args=LAUNCH_ARGS,
+        )
         yield browser
         browser.close()
 

@@ -14,14 +14,12 @@ import html
 import json
 import os
 import re
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
-from conftest import OPERATOR_PASSWORD, PROJECT_ID, TOKEN, TOKEN_ENV
+from chromium import in_chromium
+from conftest import PROJECT_ID, TOKEN, TOKEN_ENV
 
 from dashboard.accounts import create_user
 from dashboard.models import PollRun, Service, Source, StatusChange
@@ -30,7 +28,6 @@ from dashboard.simulator import Fleet, SimulatorServer
 from dashboard.simulator.wire import ApiError
 from dashboard.statuses import UNKNOWN_SEVERITY
 
-CHROMIUM = Path("/usr/bin/chromium")
 # With the browser tests' Playwright running in this thread, this thread's ORM calls are still
 # plain synchronous code (see tests/test_browser.py).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -452,54 +449,6 @@ def test_the_admin_shows_hostile_strings_as_text(client, hostile):
 
 
 # In a real browser: nothing runs, nothing opens
-
-
-def in_chromium(base: str, username: str, steps: Callable) -> list[str]:
-    """Sign in to a fresh Chromium as `username`, run steps(page); the page's JavaScript errors
-    (a Content-Security-Policy violation is one).
-
-    Runs in a thread of its own: tests/test_browser.py keeps a session-wide Playwright in this
-    one, and two sync Playwrights cannot share a thread. Steps must not use the ORM.
-    """
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: `make test` installs Debian's chromium package")
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        from playwright.sync_api import sync_playwright
-
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=str(CHROMIUM),
-                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                          "--disable-component-update", "--disable-sync", "--no-first-run"],
-                )  # fmt: skip
-                try:
-                    page = browser.new_page(viewport={"width": 1366, "height": 768})
-                    page.set_default_timeout(10_000)
-                    errors: list[str] = []
-                    page.on("pageerror", lambda exc: errors.append(str(exc)))
-                    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-                    page.goto(f"{base}/login/")
-                    page.get_by_label("User name").fill(username)
-                    page.get_by_label("Password").fill(OPERATOR_PASSWORD)
-                    page.get_by_role("button", name="Log in").click()
-                    page.wait_for_url(f"{base}/")
-                    steps(page)
-                    outcome["errors"] = errors
-                finally:
-                    browser.close()
-        except BaseException as exc:  # handed to the test's own thread
-            outcome["exception"] = exc
-
-    thread = threading.Thread(target=run, name="chromium", daemon=True)
-    thread.start()
-    thread.join(timeout=120)
-    assert not thread.is_alive(), "Chromium did not finish in 2 minutes"
-    if "exception" in outcome:
-        raise outcome["exception"]
-    return outcome["errors"]
 
 
 @pytest.mark.browser

@@ -7,15 +7,12 @@ these tests make Django's clock follow the simulator's.
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import pytest
-from conftest import OPERATOR_PASSWORD
+from chromium import in_chromium
 from django.test import RequestFactory
-from test_browser import CHROMIUM  # importing it also lets this thread's ORM run beside Playwright
 
 from dashboard import charts, service_page
 from dashboard.charts import CounterPoint, Interval, Segment, Window
@@ -592,54 +589,6 @@ def history(sim_time, source, clock, fleet):
         .order_by("service_name")
         .first()
     )
-
-
-def in_chromium(base: str, username: str, steps: Callable) -> list[str]:
-    """Sign in to a fresh Chromium, run steps(page); the page's JavaScript errors (a
-    Content-Security-Policy violation is one).
-
-    In a thread of its own: tests/test_browser.py keeps a session-wide sync Playwright in this
-    one, and two cannot share a thread. Steps must not use the ORM.
-    """
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: `make test` installs Debian's chromium package")
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        from playwright.sync_api import sync_playwright
-
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=str(CHROMIUM),
-                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                          "--disable-component-update", "--disable-sync", "--no-first-run"],
-                )  # fmt: skip
-                try:
-                    page = browser.new_page(viewport={"width": 1366, "height": 768})
-                    page.set_default_timeout(10_000)
-                    errors: list[str] = []
-                    page.on("pageerror", lambda exc: errors.append(str(exc)))
-                    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-                    page.goto(f"{base}/login/")
-                    page.get_by_label("User name").fill(username)
-                    page.get_by_label("Password").fill(OPERATOR_PASSWORD)
-                    page.get_by_role("button", name="Log in").click()
-                    page.wait_for_url(f"{base}/")
-                    steps(page)
-                    outcome["errors"] = errors
-                finally:
-                    browser.close()
-        except BaseException as exc:  # handed to the test's own thread
-            outcome["exception"] = exc
-
-    thread = threading.Thread(target=run, name="chromium", daemon=True)
-    thread.start()
-    thread.join(timeout=120)
-    assert not thread.is_alive(), "Chromium did not finish in 2 minutes"
-    if "exception" in outcome:
-        raise outcome["exception"]
-    return outcome["errors"]
 
 
 @pytest.mark.browser
