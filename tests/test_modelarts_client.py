@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from local_http import LocalHTTPServer, QuietHandler
 
 from dashboard.modelarts import (
     KNOWN_STATUSES,
@@ -41,17 +41,13 @@ def fleet_ids(fleet: Fleet) -> set[str]:
     return {item["service_id"] for item in fleet.items()}
 
 
-class StubAPI:
+class StubAPI(LocalHTTPServer):
     """An HTTP server that records each request and answers with one canned response."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.status, self.body, self.headers = 200, b"", {"Content-Type": "application/json"}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(self._handler())
 
     def reply(self, status: int, body: str | dict, **headers: str) -> None:
         self.status = status
@@ -61,7 +57,7 @@ class StubAPI:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 stub.requests.append((self.path, dict(self.headers)))
                 self.send_response(stub.status)
@@ -71,19 +67,7 @@ class StubAPI:
                 self.end_headers()
                 self.wfile.write(stub.body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                pass
-
         return Handler
-
-    def __enter__(self) -> StubAPI:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from local_http import LocalHTTPServer, QuietHandler
 
 from dashboard.modelarts import (
     APIError,
@@ -44,7 +45,7 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class FakeIam:
+class FakeIam(LocalHTTPServer):
     """IAM's token API and a ModelArts list API that takes only the tokens IAM issued."""
 
     def __init__(self, clock: Clock, *, ttl: float = DAY) -> None:
@@ -60,12 +61,7 @@ class FakeIam:
         self.valid: set[str] = set()
         self.listed_with: list[str | None] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(self._handler())
 
     def revoke_all(self) -> None:
         self.valid.clear()
@@ -108,7 +104,7 @@ class FakeIam:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         iam = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length))
@@ -126,19 +122,7 @@ class FakeIam:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                pass
-
         return Handler
-
-    def __enter__(self) -> FakeIam:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 @pytest.fixture

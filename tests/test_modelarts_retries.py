@@ -11,11 +11,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from local_http import LocalHTTPServer, QuietHandler
 
 from dashboard.modelarts import (
     APIError,
@@ -58,7 +59,7 @@ def page(ids: range, total: int) -> Answer:
     return Answer(200, {"total_count": total, "count": len(services), "services": services})
 
 
-class ScriptedAPI:
+class ScriptedAPI(LocalHTTPServer):
     """Answers each request with the next scripted Answer; the last one repeats."""
 
     def __init__(self, *answers: Answer) -> None:
@@ -66,12 +67,7 @@ class ScriptedAPI:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.on_request: Callable[[], None] = lambda: None
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(self._handler())
 
     def _next(self, path: str, headers: dict[str, str]) -> Answer:
         with self._lock:
@@ -82,7 +78,7 @@ class ScriptedAPI:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 answer = api._next(self.path, dict(self.headers))
                 body = answer.encoded()
@@ -99,19 +95,7 @@ class ScriptedAPI:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                pass
-
         return Handler
-
-    def __enter__(self) -> ScriptedAPI:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 class FakeTime:

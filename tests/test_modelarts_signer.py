@@ -4,14 +4,13 @@ canonical forms' edge cases, and signed requests over real HTTP (a stub and the 
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
+from local_http import LocalHTTPServer, QuietHandler
 
 from dashboard.modelarts import (
     AkSkAuth,
@@ -354,14 +353,14 @@ def test_it_rejects_bad_keys_without_repeating_them(
 # --- over real HTTP -------------------------------------------------------------------------
 
 
-class SigningStub:
+class SigningStub(LocalHTTPServer):
     """Records each request as it arrived and checks its signature as a server would."""
 
     def __init__(self, sk: str) -> None:
         self.seen: list[tuple[str, Message, bool]] = []
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 valid = check_signature("GET", self.path, self.headers, b"", sk)
                 stub.seen.append((self.path, self.headers, valid))
@@ -371,23 +370,7 @@ class SigningStub:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> SigningStub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        super().__init__(Handler)
 
 
 @pytest.fixture
