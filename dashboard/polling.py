@@ -181,6 +181,9 @@ def release(source: Source, token: str) -> None:
     Source.objects.filter(pk=source.pk, claimed_by=token).update(
         claimed_by="", claim_expires_at=None
     )
+    # The caller's object too: saved later, it must not write the old claim back.
+    if source.claimed_by == token:
+        source.claimed_by, source.claim_expires_at = "", None
 
 
 def poll_source(

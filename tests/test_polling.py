@@ -177,3 +177,9 @@ def test_it_polls_a_simulator_without_authentication(db, fleet):
         run = polling.poll_source(source)
     assert run.ok
     assert run.fetched_count == len(fleet.items())
+
+
+def test_it_leaves_no_claim_on_the_callers_object(source):
+    polling.poll_source(source)
+    source.save()  # a caller saving its copy later must not bring the claim back
+    assert polling.poll_source(source).ok
