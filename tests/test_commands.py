@@ -175,3 +175,21 @@ def test_the_demo_leaves_its_source_disabled_when_it_stops(tmp_path):
         env=env, capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
     assert shown.strip() == "False"
+
+
+def test_the_benchmark_prints_its_table(tmp_path):
+    """A smoke run at a tiny size: the figures themselves are for people, not assertions."""
+    env = {**os.environ, "DASHBOARD_VAR_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "benchmark", "--services", "40", "--repeat", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "40 services" in done.stdout
+    assert "unchanged poll:" in done.stdout and "0 rows rewritten" in done.stdout
+    for label in ("default (most urgent first)", "free-text search", "last page"):
+        assert label in done.stdout
