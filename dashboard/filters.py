@@ -6,13 +6,31 @@ widened into "everything".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django import forms
-from django.db.models import Count, F, Q, QuerySet
+from django.conf import settings
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce
 from django.http import QueryDict
+from django.utils import timezone
 
-from dashboard.models import Service
+from dashboard.models import Service, ServiceSample, StatusChange
 
 # Sort keys in the URL → columns, each with id as the tie-breaker so pages never overlap.
 SORTS: dict[str, tuple[str, ...]] = {
@@ -25,8 +43,23 @@ SORTS: dict[str, tuple[str, ...]] = {
     "rate": ("failure_rate", "id"),
     "delta": ("calls_delta", "id"),
     "published": ("publish_at", "id"),
+    # Over the window (?window=…); a leading "-" on a column reverses it against the sort.
+    "wcalls": ("w_calls", "id"),
+    "wfailures": ("w_failures", "id"),
+    "wrate": ("w_rate", "id"),
+    "failing": ("-w_rate", "severity", "service_name", "id"),
 }
+WINDOW_SORTS = ("wcalls", "wfailures", "wrate", "failing")
 DEFAULT_SORT = "status"
+# With a window, the table opens on what is failing now.
+DEFAULT_WINDOW_SORT = "failing"
+WINDOWS: dict[str, timedelta] = {
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+DETECTORS = ("stuck", "idle", "flapping")
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 MAX_STATUSES = 12
@@ -64,6 +97,122 @@ class ServiceFilterForm(forms.Form):
     per_page = forms.TypedChoiceField(
         required=False, coerce=int, choices=[(str(n), n) for n in PAGE_SIZES], empty_value=None
     )
+    window = forms.ChoiceField(required=False, choices=[(w, w) for w in WINDOWS])
+    since = forms.DateTimeField(required=False)
+    detect = forms.MultipleChoiceField(required=False, choices=[(d, d) for d in DETECTORS])
+
+
+def default_sort(window: str) -> str:
+    return DEFAULT_WINDOW_SORT if window else DEFAULT_SORT
+
+
+def _sample_at(column: str, moment: datetime, *, latest: bool = True) -> Subquery:
+    """A counter of the outer service as of `moment`: its latest sample at or before then
+    (samples are written only on change), or with latest=False its first sample after."""
+    samples = ServiceSample.objects.filter(service=OuterRef("pk"))
+    if latest:
+        samples = samples.filter(at__lte=moment).order_by("-at", "-id")
+    else:
+        samples = samples.filter(at__gt=moment).order_by("at", "id")
+    return Subquery(samples.values(column)[:1])
+
+
+def _baseline(column: str, start: datetime) -> Case:
+    """The counter at `start`; for a service first seen after it, its first sample; else NULL
+    (history pruned or never kept: no number is better than a wrong one)."""
+    before = ServiceSample.objects.filter(service=OuterRef("pk"), at__lte=start)
+    return Case(
+        When(Exists(before), then=_sample_at(column, start)),
+        When(first_seen_at__gt=start, then=_sample_at(column, start, latest=False)),
+        default=None,
+    )
+
+
+def _increase(column: str, baseline: str) -> Case:
+    """How much a counter grew since its baseline; NULL when unknown or reset (it went down)."""
+    return Case(
+        When(**{f"{column}__gte": F(baseline)}, then=F(column) - F(baseline)),
+        default=None,
+    )
+
+
+def _window_columns(start: datetime) -> dict:
+    return {
+        "w_base_calls": _baseline("invocation_times", start),
+        "w_base_failures": _baseline("failed_times", start),
+        "w_calls": _increase("invocation_times", "w_base_calls"),
+        "w_failures": _increase("failed_times", "w_base_failures"),
+        "w_rate": Case(
+            When(
+                w_calls__gt=0,
+                then=Cast("w_failures", FloatField()) / Cast("w_calls", FloatField()),
+            ),
+            default=None,
+            output_field=FloatField(),
+        ),
+    }
+
+
+def _since_columns(since: datetime) -> dict:
+    changed = StatusChange.objects.filter(service=OuterRef("pk"), at__gte=since)
+    return {
+        "since_status": Exists(changed),
+        "since_base_failures": _baseline("failed_times", since),
+        "since_failing": Case(
+            When(failed_times__gt=F("since_base_failures"), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+    }
+
+
+def _detector_columns(now: datetime) -> dict:
+    stuck_since = now - timedelta(minutes=settings.DASHBOARD_STUCK_MINUTES)
+    idle_since = now - timedelta(minutes=settings.DASHBOARD_IDLE_MINUTES)
+    flap_since = now - timedelta(minutes=settings.DASHBOARD_FLAP_MINUTES)
+    # Any sample: one is written whenever status, progress or a counter changes.
+    last_sample = ServiceSample.objects.filter(service=OuterRef("pk")).order_by("-at", "-id")
+    flaps = (
+        StatusChange.objects.filter(service=OuterRef("pk"), at__gte=flap_since)
+        .exclude(from_status="")  # a service appearing is not a change of status
+        .order_by()
+        .values("service")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return {
+        "last_sample_at": Coalesce(Subquery(last_sample.values("at")[:1]), F("first_seen_at")),
+        # The calls counter as it was when the idle time began: unchanged since → idle.
+        "idle_base_calls": _sample_at("invocation_times", idle_since),
+        "flap_count": Coalesce(Subquery(flaps, output_field=IntegerField()), 0),
+        "is_stuck": Case(
+            # Status first: the subquery behind last_sample_at runs only for deployments.
+            When(Q(status="deploying") & Q(last_sample_at__lt=stuck_since), then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+        "is_idle": Case(
+            When(
+                Q(status="running")
+                & Q(first_seen_at__lte=idle_since)
+                & Q(invocation_times=F("idle_base_calls")),
+                then=Value(True),
+            ),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+        "is_flapping": Case(
+            When(flap_count__gte=settings.DASHBOARD_FLAP_CHANGES, then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        ),
+    }
+
+
+# Derived columns shown on the page (the others are steps towards them).
+WINDOW_FIELDS = ("w_calls", "w_failures", "w_rate")
+SINCE_FIELDS = ("since_status", "since_failing")
+DETECTOR_FIELDS = ("is_stuck", "is_idle", "is_flapping")
 
 
 @dataclass(frozen=True)
@@ -76,10 +225,39 @@ class ServiceFilter:
     sort: str = DEFAULT_SORT
     page: int = 1
     per_page: int = DEFAULT_PAGE_SIZE
+    window: str = ""
+    since: datetime | None = None
+    detect: tuple[str, ...] = ()
+    # One clock for every query of a request, so counts, rows and windows agree.
+    now: datetime = field(default_factory=timezone.now, compare=False, repr=False)
+
+    def derived(self) -> tuple[str, ...]:
+        """The computed columns this view shows (see shown())."""
+        window = WINDOW_FIELDS if self.window else ()
+        since = SINCE_FIELDS if self.since else ()
+        return (*window, *since, *DETECTOR_FIELDS)
+
+    def _aliases(self) -> dict:
+        columns = _detector_columns(self.now)
+        if self.window:
+            columns |= _window_columns(self.now - WINDOWS[self.window])
+        if self.since:
+            columns |= _since_columns(self.since)
+        return columns
 
     def apply(self, services: QuerySet[Service], *, with_status: bool = True) -> QuerySet:
-        """Filter (not sort) the services; tiles count with every filter but status."""
-        services = services.filter(gone_at=None, source__enabled=True)
+        """Filter (not sort) the services; tiles count with every filter but status.
+
+        Windowed numbers and detectors are aliases: correlated subqueries, so any page costs
+        the same few queries, and SQL computes them only where a filter, sort or shown() uses
+        them.
+        """
+        services = services.filter(gone_at=None, source__enabled=True).alias(**self._aliases())
+        if self.detect:
+            wanted = Q()
+            for name in self.detect:
+                wanted |= Q(**{f"is_{name}": True})
+            services = services.filter(wanted)
         if with_status and self.statuses:
             services = services.filter(status__in=self.statuses)
         if self.infer_type:
@@ -98,17 +276,28 @@ class ServiceFilter:
 
     def ordered(self, services: QuerySet[Service]) -> QuerySet[Service]:
         descending = self.sort.startswith("-")
-        columns = SORTS[self.sort.lstrip("-")]
-        if descending:
-            return services.order_by(*(F(c).desc(nulls_last=True) for c in columns))
-        return services.order_by(*(F(c).asc(nulls_last=True) for c in columns))
+        order = []
+        for column in SORTS[self.sort.lstrip("-")]:
+            expression = F(column.lstrip("-"))
+            # NULLs (unknown) go last either way: they are never what anyone is looking for.
+            if descending != column.startswith("-"):
+                order.append(expression.desc(nulls_last=True))
+            else:
+                order.append(expression.asc(nulls_last=True))
+        return services.order_by(*order)
+
+    def shown(self, services: QuerySet[Service]) -> QuerySet[Service]:
+        """Select the derived columns the page shows (aliases are otherwise left out)."""
+        return services.annotate(**{name: F(name) for name in self.derived()})
 
     def status_counts(self, services: QuerySet[Service]) -> dict[str, int]:
         rows = self.apply(services, with_status=False).values("status").annotate(n=Count("id"))
         return {row["status"]: row["n"] for row in rows.order_by()}
 
     def is_filtered(self) -> bool:
-        return bool(self.statuses or self.infer_type or self.owner or self.source or self.q)
+        return bool(
+            self.statuses or self.infer_type or self.owner or self.source or self.q or self.detect
+        )
 
     def url(self, **changes: object) -> str:
         """The address of this view (with some parameters changed)."""
@@ -126,15 +315,29 @@ class ServiceFilter:
             "sort": self.sort,
             "page": self.page,
             "per_page": self.per_page,
+            "window": self.window,
+            "since": self.since,
+            "detect": list(self.detect),
         }
         params.update(changes)
-        defaults = {"sort": DEFAULT_SORT, "page": 1, "per_page": DEFAULT_PAGE_SIZE}
+        defaults = {
+            "sort": default_sort(str(params["window"] or "")),
+            "page": 1,
+            "per_page": DEFAULT_PAGE_SIZE,
+        }
         query = QueryDict(mutable=True)
         for name, value in params.items():
             if value in ("", None, []) or defaults.get(name) == value:
                 continue
+            if isinstance(value, datetime):
+                value = value.isoformat().replace("+00:00", "Z")
             query.setlist(name, [str(v) for v in value] if isinstance(value, list) else [value])
         return query.urlencode()
+
+    def without_window(self) -> str:
+        """This view without its window (and without a sort that needs one)."""
+        sort = DEFAULT_SORT if self.sort.lstrip("-") in WINDOW_SORTS else self.sort
+        return self.url(window="", sort=sort, page=1)
 
 
 def parse_filter(data: QueryDict) -> tuple[ServiceFilter, dict[str, list[str]]]:
@@ -143,15 +346,23 @@ def parse_filter(data: QueryDict) -> tuple[ServiceFilter, dict[str, list[str]]]:
     if not form.is_valid():
         return ServiceFilter(), {name: list(errors) for name, errors in form.errors.items()}
     clean = form.cleaned_data
+    window = clean["window"]
+    sort = clean["sort"] or default_sort(window)
+    if not window and sort.lstrip("-") in WINDOW_SORTS:
+        # A windowed sort left behind when the window was cleared (from the form, say).
+        sort = DEFAULT_SORT
     return ServiceFilter(
         statuses=tuple(dict.fromkeys(clean["status"])),
         infer_type=clean["infer_type"],
         owner=clean["owner"],
         source=clean["source"],
         q=clean["q"],
-        sort=clean["sort"] or DEFAULT_SORT,
+        sort=sort,
         page=clean["page"] or 1,
         per_page=clean["per_page"] or DEFAULT_PAGE_SIZE,
+        window=window,
+        since=clean["since"],
+        detect=tuple(name for name in DETECTORS if name in clean["detect"]),
     ), {}
 
 

@@ -244,3 +244,12 @@ DASHBOARD_HISTORY_DAYS = env_int("DASHBOARD_HISTORY_DAYS", 30, minimum=1)
 
 # How often an open page refreshes its table, in seconds.
 DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 15, minimum=2)
+
+# Detectors (badges and ?detect= filters on the table), in minutes and status changes.
+# Stuck: deploying with no progress (no new sample) for this long.
+DASHBOARD_STUCK_MINUTES = env_int("DASHBOARD_STUCK_MINUTES", 15, minimum=1)
+# Idle: running with no new calls for this long.
+DASHBOARD_IDLE_MINUTES = env_int("DASHBOARD_IDLE_MINUTES", 60, minimum=1)
+# Flapping: at least this many status changes within DASHBOARD_FLAP_MINUTES.
+DASHBOARD_FLAP_CHANGES = env_int("DASHBOARD_FLAP_CHANGES", 3, minimum=2)
+DASHBOARD_FLAP_MINUTES = env_int("DASHBOARD_FLAP_MINUTES", 60, minimum=1)

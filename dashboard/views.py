@@ -30,7 +30,10 @@ from dashboard import polling
 from dashboard.filters import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_SORT,
+    DEFAULT_WINDOW_SORT,
+    DETECTORS,
     PAGE_SIZES,
+    WINDOWS,
     EventFilterForm,
     PollFilterForm,
     ServiceFilter,
@@ -102,11 +105,12 @@ def _render_services(
     services = Service.objects.all()
     page = _page(view, services, empty=bool(errors))
     view = replace(view, page=page.number)  # a page past the end shows (and links) the last
+    detector_help = _detector_help()
     context = {
         "view": view,
         "errors": errors,
         "page": page,
-        "rows": [_row(service) for service in page.object_list],
+        "rows": [_row(service, detector_help) for service in page.object_list],
         "tiles": _tiles(view, services) if not errors else [],
         "headers": _headers(view),
         "sources": [_freshness(source) for source in sources],
@@ -117,7 +121,14 @@ def _render_services(
         "infer_types": _choices(services, "infer_type", view.infer_type),
         "status_names": list(STYLES),
         "page_sizes": PAGE_SIZES,
-        "defaults": {"sort": DEFAULT_SORT, "per_page": str(DEFAULT_PAGE_SIZE)},
+        "windows": list(WINDOWS),
+        "detectors": DETECTORS,
+        "since_param": _iso(view.since) or "",
+        "defaults": {
+            "sort": DEFAULT_SORT,
+            "window_sort": DEFAULT_WINDOW_SORT,
+            "per_page": str(DEFAULT_PAGE_SIZE),
+        },
         "notes": notes or [],
         "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
         "query": view.query_string(),
@@ -134,12 +145,43 @@ def _render_services(
 
 
 def _page(view: ServiceFilter, services: QuerySet[Service], *, empty: bool) -> Page:
-    queryset = services.none() if empty else view.ordered(view.apply(services))
+    queryset = services.none() if empty else view.shown(view.ordered(view.apply(services)))
     return Paginator(queryset, view.per_page).get_page(view.page)
 
 
-def _row(service: Service) -> dict:
-    return {"service": service, "style": style_for(service.status)}
+def _row(service: Service, detector_help: dict[str, str]) -> dict:
+    return {
+        "service": service,
+        "style": style_for(service.status),
+        "detected": [{"name": n, "help": detector_help[n]} for n in _detected(service)],
+        "changed": _changed(service),
+    }
+
+
+def _detected(service: Service) -> list[str]:
+    """The detectors that fire for a row (shown() selected their flags)."""
+    return [name for name in DETECTORS if getattr(service, f"is_{name}", False)]
+
+
+def _changed(service: Service) -> list[str]:
+    """Why a row is highlighted under ?since= (empty without it, or if nothing changed)."""
+    reasons = []
+    if getattr(service, "since_status", False):
+        reasons.append("status changed")
+    if getattr(service, "since_failing", False):
+        reasons.append("new failures")
+    return reasons
+
+
+def _detector_help() -> dict[str, str]:
+    return {
+        "stuck": f"Deploying, no progress for over {settings.DASHBOARD_STUCK_MINUTES} min",
+        "idle": f"Running, no new calls for over {settings.DASHBOARD_IDLE_MINUTES} min",
+        "flapping": (
+            f"At least {settings.DASHBOARD_FLAP_CHANGES} status changes within "
+            f"{settings.DASHBOARD_FLAP_MINUTES} min"
+        ),
+    }
 
 
 def _tiles(view: ServiceFilter, services: QuerySet[Service]) -> list[dict]:
@@ -171,13 +213,24 @@ def _headers(view: ServiceFilter) -> list[dict]:
         ("calls", "Invocations", True),
         ("failures", "Failures", True),
         ("rate", "Failure rate", True),
+        *(
+            [
+                ("wcalls", f"Calls ({view.window})", True),
+                ("wfailures", f"Failures ({view.window})", True),
+                ("wrate", f"Failure rate ({view.window})", True),
+            ]
+            if view.window
+            else []
+        ),
         ("delta", "Calls since last poll", True),
         ("published", "Published", False),
     ]
+    # "Failing now" is the windowed rate, descending (then the most severe status first).
+    sort = "-wrate" if view.sort == "failing" else view.sort
     headers = []
     for key, label, numeric in columns:
-        current = view.sort.lstrip("-") == key
-        descending = view.sort.startswith("-")
+        current = sort.lstrip("-") == key
+        descending = sort.startswith("-")
         # Numbers sort biggest first on the first click: that is what people look for.
         first = f"-{key}" if numeric else key
         next_sort = (key if descending else f"-{key}") if current else first
@@ -238,6 +291,14 @@ def _chips(view: ServiceFilter) -> list[dict]:
         value = getattr(view, name)
         if value:
             chips.append({"label": f"{label}: {value}", "url": view.url(**{name: "", "page": 1})})
+    if view.window:
+        chips.append({"label": f"window: {view.window}", "url": view.without_window()})
+    if view.since:
+        label = f"changed since: {_iso(view.since)}"
+        chips.append({"label": label, "url": view.url(since=None, page=1)})
+    for name in view.detect:
+        others = [d for d in view.detect if d != name]
+        chips.append({"label": f"detect: {name}", "url": view.url(detect=others, page=1)})
     return chips
 
 
@@ -271,6 +332,14 @@ CSV_COLUMNS = [
     ("status_changed_at", "status_changed_at"),
     ("first_seen_at", "first_seen_at"),
 ]
+# Columns the view's parameters add: over the window, changed since, detectors.
+CSV_WINDOW_COLUMNS = [
+    ("calls_in_window", "w_calls"),
+    ("failures_in_window", "w_failures"),
+    ("failure_rate_in_window", "w_rate"),
+]
+CSV_SINCE_COLUMNS = [("status_changed_since", "since_status"), ("failing_since", "since_failing")]
+CSV_DETECTOR_COLUMNS = [(name, f"is_{name}") for name in DETECTORS]
 CSV_CHUNK = 2000
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -283,12 +352,13 @@ def services_csv(request: HttpRequest) -> HttpResponse:
     if errors:
         problems = "; ".join(f"{name}: {' '.join(m)}" for name, m in errors.items())
         return HttpResponse(f"bad parameters: {problems}\n", status=400, content_type="text/plain")
-    lookups = [lookup for _, lookup in CSV_COLUMNS]
-    rows = view.ordered(view.apply(Service.objects.all())).values_list(*lookups)
+    columns = _csv_columns(view)
+    lookups = [lookup for _, lookup in columns]
+    rows = view.shown(view.ordered(view.apply(Service.objects.all()))).values_list(*lookups)
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
-        yield writer.writerow([header for header, _ in CSV_COLUMNS])
+        yield writer.writerow([header for header, _ in columns])
         # iterator(): rows are read in chunks, so 100,000 services never sit in memory at once.
         for row in rows.iterator(chunk_size=CSV_CHUNK):
             yield writer.writerow([_csv_cell(value) for value in row])
@@ -297,6 +367,15 @@ def services_csv(request: HttpRequest) -> HttpResponse:
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="modelarts-services-{stamp}.csv"'
     return response
+
+
+def _csv_columns(view: ServiceFilter) -> list[tuple[str, str]]:
+    return [
+        *CSV_COLUMNS,
+        *(CSV_WINDOW_COLUMNS if view.window else []),
+        *(CSV_SINCE_COLUMNS if view.since else []),
+        *CSV_DETECTOR_COLUMNS,
+    ]
 
 
 class _Echo:
@@ -330,8 +409,10 @@ def api_services(request: HttpRequest) -> JsonResponse:
             "pages": page.paginator.num_pages,
             "per_page": view.per_page,
             "sort": view.sort,
+            "window": view.window or None,
+            "since": _iso(view.since),
             "sources": [_source_json(s) for s in _sources()],
-            "services": [_service_json(s) for s in page.object_list],
+            "services": [_service_json(s, view) for s in page.object_list],
         }
     )
 
@@ -346,8 +427,8 @@ def _source_json(source: Source) -> dict:
     }
 
 
-def _service_json(service: Service) -> dict:
-    return {
+def _service_json(service: Service, view: ServiceFilter) -> dict:
+    data = {
         "source": service.source.name,
         "service_id": service.service_id,
         "service_name": service.service_name,
@@ -364,7 +445,20 @@ def _service_json(service: Service) -> dict:
         "publish_at": _iso(service.publish_at),
         "transition_at": _iso(service.transition_at),
         "status_changed_at": _iso(service.status_changed_at),
+        "detectors": {name: getattr(service, f"is_{name}") for name in DETECTORS},
     }
+    if view.window:
+        data["window"] = {
+            "calls": service.w_calls,
+            "failures": service.w_failures,
+            "failure_rate": service.w_rate,
+        }
+    if view.since:
+        data["changed_since"] = {
+            "status": service.since_status,
+            "failures": service.since_failing,
+        }
+    return data
 
 
 def _iso(value: datetime | None) -> str | None:

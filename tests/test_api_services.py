@@ -44,6 +44,7 @@ def test_it_describes_each_service(client, rows):
             "publish_at": "2026-01-01T02:00:00Z",
             "transition_at": None,
             "status_changed_at": None,
+            "detectors": {"stuck": False, "idle": False, "flapping": False},
         }
     ]
     assert data["sources"][0]["name"] == "fixture"

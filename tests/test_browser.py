@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 from chromium import CHROMIUM, LAUNCH_ARGS
 from conftest import OPERATOR_PASSWORD
+from django.utils import timezone
 
-from dashboard.models import Service
+from dashboard.models import Service, Source
 
 pytestmark = pytest.mark.browser
 
@@ -257,3 +258,22 @@ def test_every_control_has_an_accessible_name(page, live_server, polled):
     )
     assert unnamed == []
     assert page.evaluate("document.documentElement.lang") == "en"
+
+
+def test_the_page_links_changes_since_the_last_visit(page, live_server, make_service):
+    alpha = make_service("alpha", "failed")
+    now = timezone.now()  # fresh data: no poll request racing the click
+    Source.objects.filter(pk=alpha.source_id).update(last_success_at=now, last_poll_at=now)
+    link = page.locator("#since-last-visit")
+    page.goto(f"{live_server.url}/?status=failed&window=1h")
+    page.goto(f"{live_server.url}/?status=failed&window=1h")  # a second visit
+    assert link.is_visible()
+    assert re.fullmatch(
+        r"/\?status=failed&window=1h&since=\d{4}-\d\d-\d\dT[\d%A.]+Z", link.get_attribute("href")
+    )
+    link.click()
+    page.wait_for_url(re.compile(r"since="))
+    assert page.locator('.chip:has-text("changed since")').is_visible()
+    page.get_by_label("stuck", exact=True).check()
+    page.wait_for_url(re.compile(r"detect=stuck"))
+    assert "window=1h" in page.url and "since=" in page.url

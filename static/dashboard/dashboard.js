@@ -5,14 +5,16 @@
   document.documentElement.classList.add("js");
 
   // Parameters left out of URLs when empty or at their default, so bookmarks stay short.
-  function defaults(form) {
-    return { sort: form.dataset.defaultSort, per_page: form.dataset.defaultPerPage };
+  // The default sort depends on the window: with one, the table opens on what is failing now.
+  function defaults(form, windowed) {
+    var sort = windowed ? form.dataset.defaultWindowSort : form.dataset.defaultSort;
+    return { sort: sort, per_page: form.dataset.defaultPerPage };
   }
 
   document.addEventListener("htmx:configRequest", function (event) {
     var data = event.detail.formData;
     if (!data || event.detail.elt.id !== "filters") return;
-    var skip = defaults(event.detail.elt);
+    var skip = defaults(event.detail.elt, data.get("window"));
     Array.from(new Set(data.keys())).forEach(function (name) {
       var kept = data.getAll(name).filter(function (value) {
         return value !== "" && skip[name] !== value;
@@ -37,7 +39,7 @@
     var results = document.getElementById("results");
     if (!form || !results) return;
     var state = new URLSearchParams(results.dataset.query || "");
-    var DEFAULTS = defaults(form);
+    var DEFAULTS = defaults(form, state.get("window"));
     addMissingStatuses(form, state.getAll("status"));
     Array.from(form.elements).forEach(function (field) {
       if (!field.name || field === document.activeElement) return;
@@ -72,6 +74,30 @@
   document.addEventListener("htmx:afterSettle", syncForm);
   document.addEventListener("htmx:historyRestore", syncForm);
   window.addEventListener("pageshow", syncForm);
+
+  // "Since my last visit": the previous full page load's time, kept in this browser only.
+  // Read once per full load, so auto-refreshes and clicks keep pointing at the same moment
+  // (the link is not boosted: htmx would keep the address it had before this script set it).
+  var VISIT_KEY = "dashboard.lastVisit";
+  var lastVisit = null;
+  try {
+    lastVisit = window.localStorage.getItem(VISIT_KEY);
+    window.localStorage.setItem(VISIT_KEY, new Date().toISOString());
+  } catch (e) {
+    lastVisit = null;  // storage disabled: the link stays hidden
+  }
+  function showSinceLink() {
+    var link = document.getElementById("since-last-visit");
+    if (!link || !lastVisit || isNaN(Date.parse(lastVisit))) return;
+    var params = new URLSearchParams(link.dataset.query || "");
+    params.set("since", lastVisit);
+    params.delete("page");
+    link.href = "/?" + params.toString();
+    link.title = "Highlight what changed since " + lastVisit;
+    link.hidden = false;
+  }
+  document.addEventListener("htmx:afterSettle", showSinceLink);
+  document.addEventListener("DOMContentLoaded", showSinceLink);
 
   function compact(seconds) {
     var units = [["d", 86400], ["h", 3600], ["min", 60]];
