@@ -21,6 +21,15 @@ LAUNCH_ARGS = [
 ]
 
 
+def sign_in(page, base: str, username: str, password: str = OPERATOR_PASSWORD) -> None:
+    """Through the login form, as a person would."""
+    page.goto(f"{base}/login/")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base}/")
+
+
 def in_chromium(base: str, username: str, steps: Callable) -> list[str]:
     """Sign in to a fresh Chromium as `username`, run steps(page); the page's JavaScript errors
     (a Content-Security-Policy violation is one).
@@ -47,11 +56,7 @@ def in_chromium(base: str, username: str, steps: Callable) -> list[str]:
                     errors: list[str] = []
                     page.on("pageerror", lambda exc: errors.append(str(exc)))
                     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-                    page.goto(f"{base}/login/")
-                    page.get_by_label("User name").fill(username)
-                    page.get_by_label("Password").fill(OPERATOR_PASSWORD)
-                    page.get_by_role("button", name="Log in").click()
-                    page.wait_for_url(f"{base}/")
+                    sign_in(page, base, username)
                     steps(page)
                     outcome["errors"] = errors
                 finally:

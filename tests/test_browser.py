@@ -7,8 +7,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from chromium import CHROMIUM, LAUNCH_ARGS
-from conftest import OPERATOR_PASSWORD
+from chromium import CHROMIUM, LAUNCH_ARGS, sign_in
 from django.utils import timezone
 
 from dashboard.models import Service, Source
@@ -43,11 +42,7 @@ def page(browser, live_server, operator):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # Content-Security-Policy violations show up as console errors: none are expected.
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-    page.goto(f"{live_server.url}/login/")
-    page.get_by_label("User name").fill(operator.username)
-    page.get_by_label("Password").fill(OPERATOR_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{live_server.url}/")
+    sign_in(page, live_server.url, operator.username)
     yield page
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
@@ -155,11 +150,7 @@ def test_it_switches_theme_and_remembers_it_until_reset(page, live_server, polle
 def shanghai_page(browser, live_server, operator):
     context = browser.new_context(timezone_id="Asia/Shanghai", locale="en-GB")
     page = context.new_page()
-    page.goto(f"{live_server.url}/login/")
-    page.get_by_label("User name").fill(operator.username)
-    page.get_by_label("Password").fill(OPERATOR_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{live_server.url}/")
+    sign_in(page, live_server.url, operator.username)
     yield page
     context.close()
 
