@@ -230,3 +230,14 @@ def test_a_login_attempt_with_a_nul_byte_is_counted_not_crashed(anonymous_client
     response = log_in(anonymous_client, "ro\x00ot", "wrong")
     assert response.status_code == 200
     assert LoginFailure.objects.get().username == "root"
+
+
+def test_refresh_needs_a_csrf_token_htmx_or_not(db, operator):
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(operator)
+    assert strict.post("/refresh/").status_code == 403
+    assert strict.post("/refresh/", headers={"HX-Request": "true"}).status_code == 403
+    page = strict.get("/").content.decode()
+    token = page.split('"X-CSRFToken": "')[1].split('"')[0]  # what htmx sends with each request
+    answer = strict.post("/refresh/", headers={"HX-Request": "true", "X-CSRFToken": token})
+    assert answer.status_code == 200

@@ -535,3 +535,42 @@ def test_a_search_keeps_an_unknown_status_chosen_from_its_tile(hostile, live_ser
     assert in_chromium(live_server.url, operator.username, steps) == []
     assert "status=%3Cb%3Efailed%3C%2Fb%3E" in seen["url"]
     assert seen["names"] == [SCRIPT]
+
+
+def test_the_events_and_service_pages_show_hostile_strings_as_text(client, hostile):
+    # A later poll gives every hostile service a status change to list.
+    hostile.fleet.error = None
+    hostile.fleet.listed = [{**item, "status": "running"} for item in hostile_items()]
+    assert poll_source(hostile.source).ok
+    assert StatusChange.objects.exclude(from_status="").exists()
+    for url in ("/events/", "/events/?to=running"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert_inert(response.content.decode())
+    data = client.get("/api/events")  # data, exactly as sent, in a type no browser runs
+    assert data["Content-Type"] == "application/json"
+    assert SCRIPT in {event["service_name"] for event in data.json()["events"]}
+    for service in Service.objects.all():
+        response = client.get(f"/services/{service.service_id}/")
+        assert response.status_code == 200
+        assert_inert(response.content.decode())
+
+
+def test_the_csv_and_metrics_carry_hostile_strings_as_data(client, anonymous_client, hostile):
+    import csv
+    import io
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = b"".join(client.get("/services.csv").streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    names = {row["service_name"].removeprefix("'") for row in rows}
+    assert names == stored("service_name")
+    assert all(not row["service_name"].startswith(("=", "+", "@")) for row in rows)
+    metrics = anonymous_client.get("/metrics").content.decode()
+    labels = {
+        sample.labels.get("service_name")
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+    }
+    assert SCRIPT in labels

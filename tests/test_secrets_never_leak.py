@@ -270,6 +270,9 @@ def every_page(sources: list[Source]) -> list[tuple[str, str]]:
         "/polls/?outcome=ok",
         *(f"/polls/?source={source.name}" for source in sources),
         "/views/",
+        "/events/",
+        "/api/events",
+        "/metrics",
         "/healthz",
         # Error paths.
         "/?per_page=7",
