@@ -38,7 +38,10 @@ class Command(BaseCommand):
             raise CommandError("--services and --interval must be at least 1")
         # SIGTERM stops the demo like Ctrl-C: the poller finishes its poll, the simulator closes.
         # Set first, so a stop that comes while the demo is still starting is a clean one too.
+        # SIGINT explicitly as well: a process started in the background by a shell inherits
+        # it ignored, and then Ctrl-C (or a supervisor's SIGINT) would do nothing.
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         os.environ[TOKEN_ENV] = secrets.token_urlsafe(24)
         # The laptop's generated key (kept under var/) is fine for a demo; the web app refuses
         # to start without an explicit one otherwise.
