@@ -37,6 +37,7 @@ from dashboard.filters import (
     EventFilterForm,
     PollFilterForm,
     ServiceFilter,
+    iso_utc,
     parse_filter,
 )
 from dashboard.models import PollRun, Service, Source, StatusChange
@@ -462,7 +463,7 @@ def _service_json(service: Service, view: ServiceFilter) -> dict:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    return iso_utc(value) if value else None
 
 
 POLLS_PER_PAGE = 50
