@@ -1,0 +1,1 @@
+"""The parts of `manage.py benchmark`: ingest (polls) and pages (the table against the admin)."""
