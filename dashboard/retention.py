@@ -1,4 +1,11 @@
-"""Bounded history: samples, status changes and poll runs older than the retention go."""
+"""Bounded history: samples, status changes and poll runs older than the retention go, and
+samples older than a day are thinned to one per service per hour.
+
+A busy service writes a sample every poll (2,880 a day at 30 s): kept for a month, that is
+hundreds of megabytes per hundred services. Charts over days and week-long windows need no
+more than hourly points, so older samples keep only the last of each hour; status changes
+are rare and all kept.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +18,15 @@ from django.db import transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
-from dashboard.models import PollRun, ServiceSample, StatusChange
+from dashboard.models import PollRun, Service, ServiceSample, StatusChange
 
 log = logging.getLogger(__name__)
 # Deleted in slices, each its own short transaction: one long delete would hold the write lock
 # (on SQLite) while pages and the poller wait.
 SLICE = 5000
+# Thinned a few hundred services at a time, for the same reason.
+SERVICES_PER_THINNING = 500
+HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -24,16 +34,20 @@ class Pruned:
     samples: int
     changes: int
     runs: int
+    thinned: int = 0
 
 
-def prune_history(days: int | None = None) -> Pruned:
-    """Delete history older than `days` (default DASHBOARD_HISTORY_DAYS).
+def prune_history(days: int | None = None, *, thin_all: bool = False) -> Pruned:
+    """Delete history older than `days` (default DASHBOARD_HISTORY_DAYS), then thin samples.
 
     The current state of every service stays, and so does each service's latest sample: an
-    idle service's counters are then still known at the start of any chart's range.
+    idle service's counters are then still known at the start of any chart's range. Thinning
+    looks two days back from its cutoff (enough for a poller that prunes hourly and was down
+    a day), or over the whole retention with thin_all.
     """
     days = settings.DASHBOARD_HISTORY_DAYS if days is None else days
     cutoff = timezone.now() - timedelta(days=days)
+    thinned = thin_samples(since=cutoff if thin_all else None)
     latest = ServiceSample.objects.values("service_id").annotate(last=Max("id")).values("last")
     samples = _delete_in_slices(ServiceSample.objects.filter(at__lt=cutoff).exclude(id__in=latest))
     changes = _delete_in_slices(StatusChange.objects.filter(at__lt=cutoff))
@@ -41,10 +55,39 @@ def prune_history(days: int | None = None) -> Pruned:
     runs = _delete_in_slices(
         PollRun.objects.filter(started_at__lt=cutoff, samples=None, status_changes=None)
     )
-    pruned = Pruned(samples, changes, runs)
-    if samples or changes or runs:
+    pruned = Pruned(samples, changes, runs, thinned)
+    if samples or changes or runs or thinned:
         log.info("pruned history older than %s: %s", cutoff.isoformat(), pruned)
     return pruned
+
+
+def thin_samples(*, since=None) -> int:
+    """Keep only the last sample of each service in each whole hour before the full-resolution
+    period (DASHBOARD_FULL_RESOLUTION_HOURS); the number of samples deleted.
+
+    An hour's last sample is also the latest sample at its end, so a window or chart that
+    starts at an hour boundary reads the same baseline as before; one that starts mid-hour
+    reads a baseline at most an hour earlier.
+    """
+    end = _hour_floor(timezone.now() - timedelta(hours=settings.DASHBOARD_FULL_RESOLUTION_HOURS))
+    hour = _hour_floor(since) if since else end - timedelta(days=2)
+    service_ids = list(Service.objects.order_by("id").values_list("id", flat=True))
+    thinned = 0
+    while hour < end:
+        for start in range(0, len(service_ids), SERVICES_PER_THINNING):
+            group = service_ids[start : start + SERVICES_PER_THINNING]
+            in_hour = ServiceSample.objects.filter(
+                service_id__in=group, at__gte=hour, at__lt=hour + HOUR
+            )
+            last = in_hour.values("service_id").annotate(last=Max("id")).values("last")
+            with transaction.atomic():
+                thinned += in_hour.exclude(id__in=last).delete()[0]
+        hour += HOUR
+    return thinned
+
+
+def _hour_floor(moment):
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def _delete_in_slices(rows: QuerySet) -> int:

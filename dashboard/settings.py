@@ -241,6 +241,8 @@ MODELARTS_TIMEOUT = env_int("MODELARTS_TIMEOUT", 30, minimum=1)
 
 # History (samples, status changes, poll runs) is kept this many days; the poller prunes it.
 DASHBOARD_HISTORY_DAYS = env_int("DASHBOARD_HISTORY_DAYS", 30, minimum=1)
+# Samples older than this many hours are thinned to one per service per hour.
+DASHBOARD_FULL_RESOLUTION_HOURS = env_int("DASHBOARD_FULL_RESOLUTION_HOURS", 24, minimum=1)
 
 # How often an open page refreshes its table, in seconds.
 DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 15, minimum=2)

@@ -193,3 +193,19 @@ def test_the_benchmark_prints_its_table(tmp_path):
     assert "unchanged poll:" in done.stdout and "0 rows rewritten" in done.stdout
     for label in ("default (most urgent first)", "free-text search", "last page"):
         assert label in done.stdout
+
+
+def test_the_history_benchmark_reports_storage_and_speed(tmp_path):
+    env = {**os.environ, "DASHBOARD_VAR_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "benchmark", "--services", "30", "--repeat",
+         "1", "--history"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "KiB for the last day (full resolution)" in done.stdout
+    # A day of samples every five minutes for each of the 30 services.
+    assert "(8,640 samples" in done.stdout
+    for label in ("window 1h", "window 7d by rate", "flapping"):
+        assert label in done.stdout

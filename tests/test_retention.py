@@ -68,3 +68,48 @@ def test_the_command_prunes_and_says_how_much(history, capsys):
     assert not StatusChange.objects.filter(at__lt=timezone.now() - timedelta(days=5)).exists()
     with pytest.raises(CommandError):
         call_command("prune_history", "--days", "0")
+
+
+def test_samples_older_than_a_day_keep_the_last_of_each_hour(source, make_service, settings):
+    """Busy services write a sample every poll; past the full-resolution period one an hour."""
+    settings.DASHBOARD_FULL_RESOLUTION_HOURS = 24
+    busy, quiet = make_service("busy"), make_service("quiet")
+    run = PollRun.objects.create(source=source, started_at=timezone.now(), ok=True)
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+
+    def sample(service, at, calls):
+        return ServiceSample.objects.create(
+            service=service, poll_run=run, at=at, status="running", invocation_times=calls
+        )
+
+    old_hour = hour - timedelta(hours=30)
+    kept_old = [
+        # Every 30 s for the hour: only the 120th stays.
+        [sample(busy, old_hour + timedelta(seconds=30 * i), i) for i in range(120)][-1],
+        sample(quiet, old_hour + timedelta(minutes=10), 7),  # alone in its hour: stays
+        sample(busy, old_hour + timedelta(hours=1, minutes=5), 500),  # next hour's only one
+    ]
+    recent = [sample(busy, hour - timedelta(hours=2, seconds=30 * i), 1000 - i) for i in range(5)]
+
+    assert prune_history(days=30).thinned == 119
+    kept = set(ServiceSample.objects.values_list("id", flat=True))
+    assert kept == {s.pk for s in kept_old + recent}
+    # Run again: nothing more to thin.
+    assert prune_history(days=30).thinned == 0
+
+
+def test_hourly_thinning_looks_back_two_days_and_the_command_the_whole_retention(
+    source, make_service, settings, capsys
+):
+    settings.DASHBOARD_FULL_RESOLUTION_HOURS = 24
+    service = make_service("busy")
+    run = PollRun.objects.create(source=source, started_at=timezone.now(), ok=True)
+    ten_days_ago = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=10)
+    for i in range(3):
+        ServiceSample.objects.create(
+            service=service, poll_run=run, at=ten_days_ago + timedelta(minutes=i), status="running"
+        )
+    assert prune_history().thinned == 0  # beyond the poller's two-day look-back
+    call_command("prune_history")
+    assert "thinned 2 older samples" in capsys.readouterr().out
+    assert ServiceSample.objects.filter(service=service).count() == 1

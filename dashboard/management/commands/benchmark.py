@@ -19,8 +19,12 @@ from urllib.parse import urlsplit, urlunsplit
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from dashboard.benchmarks.history import measure_history, render_history
 from dashboard.benchmarks.ingest import MANAGE, measure_polls, render_polls
 from dashboard.benchmarks.pages import measure_pages, render_pages
+
+# The large history the table is timed against: a day of samples, one every five minutes.
+HISTORY_HOURS, HISTORY_STEP = 24, 5
 
 
 class Command(BaseCommand):
@@ -34,17 +38,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--database-url", help="a PostgreSQL server to benchmark on (default: SQLite)"
         )
+        parser.add_argument(
+            "--history",
+            action="store_true",
+            help="measure history instead: storage per service per day, and the table's speed "
+            "with a day of samples for every service",
+        )
         parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
 
-    def handle(self, *args, services, repeat, database_url, child, **options) -> None:
+    def handle(self, *args, services, repeat, database_url, history, child, **options) -> None:
         if child is not None:
-            self.stdout.write(json.dumps(measure(child, repeat)))
+            self.stdout.write(json.dumps(measure(child, repeat, history)))
             return
         if any(n < 1 for n in services) or repeat < 0:
             raise CommandError("--services must be at least 1 and --repeat at least 0")
         for n in services:
             with tempfile.TemporaryDirectory() as scratch, FreshDatabase(database_url) as url:
-                results = run_child(n, repeat, scratch, url)
+                results = run_child(n, repeat, history, scratch, url)
             self.stdout.write(render(n, results))
 
 
@@ -74,7 +84,7 @@ class FreshDatabase:
         return urlunsplit(urlsplit(self.url)._replace(path="/postgres"))
 
 
-def run_child(n: int, repeat: int, scratch: str, url: str | None) -> dict:
+def run_child(n: int, repeat: int, history: bool, scratch: str, url: str | None) -> dict:
     # The child talks to itself through Django's test client, which calls itself "testserver".
     env = {
         **os.environ,
@@ -86,7 +96,16 @@ def run_child(n: int, repeat: int, scratch: str, url: str | None) -> dict:
     if url:
         env["DATABASE_URL"] = url
     done = subprocess.run(
-        [sys.executable, str(MANAGE), "benchmark", "--child", str(n), "--repeat", str(repeat)],
+        [
+            sys.executable,
+            str(MANAGE),
+            "benchmark",
+            "--child",
+            str(n),
+            "--repeat",
+            str(repeat),
+            *(["--history"] if history else []),
+        ],  # fmt: skip
         env=env,
         capture_output=True,
         text=True,
@@ -97,12 +116,16 @@ def run_child(n: int, repeat: int, scratch: str, url: str | None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(n: int, repeat: int) -> dict:
+def measure(n: int, repeat: int, history: bool) -> dict:
     """In the child: migrate, poll a simulated fleet of n services, time the pages."""
     call_command("migrate", verbosity=0)
+    if history:
+        return {"history": measure_history(n, max(repeat, 1), HISTORY_HOURS, HISTORY_STEP)}
     return {**measure_polls(n), **(measure_pages(repeat) if repeat else {})}
 
 
 def render(n: int, results: dict) -> str:
+    if "history" in results:
+        return "\n".join([f"\n{n:,} services", *render_history(results["history"])])
     pages = render_pages(results) if "views" in results else []
     return "\n".join([f"\n{n:,} services", *render_polls(results), *pages])

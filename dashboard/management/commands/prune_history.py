@@ -1,4 +1,4 @@
-"""Delete history older than the retention now (the poller also does it every hour)."""
+"""Delete history older than the retention and thin old samples now (pollers do it hourly)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dashboard.retention import prune_history
 
 
 class Command(BaseCommand):
-    help = "Delete samples, status changes and poll runs older than the retention."
+    help = "Delete history older than the retention; thin older samples to hourly."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -22,8 +22,10 @@ class Command(BaseCommand):
     def handle(self, *args, days: int, **options) -> None:
         if days < 1:
             raise CommandError("--days must be at least 1")
-        pruned = prune_history(days)
+        # On demand, thinning covers the whole retention, not only the last two days.
+        pruned = prune_history(days, thin_all=True)
         self.stdout.write(
             f"deleted {pruned.samples} samples, {pruned.changes} status changes and "
-            f"{pruned.runs} poll runs older than {days} days"
+            f"{pruned.runs} poll runs older than {days} days; thinned {pruned.thinned} "
+            "older samples to one per service per hour"
         )
