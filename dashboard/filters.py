@@ -6,11 +6,13 @@ widened into "everything".
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django import forms
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
@@ -26,11 +28,13 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce
 from django.http import QueryDict
 from django.utils import timezone
 
-from dashboard.models import Service, ServiceSample, StatusChange
+from dashboard.models import SEARCH_TABLE, Service, ServiceSample, Source, StatusChange
+from dashboard.statuses import severity
 
 # Sort keys in the URL → columns, each with id as the tie-breaker so pages never overlap.
 SORTS: dict[str, tuple[str, ...]] = {
@@ -47,8 +51,17 @@ SORTS: dict[str, tuple[str, ...]] = {
     "wcalls": ("w_calls", "id"),
     "wfailures": ("w_failures", "id"),
     "wrate": ("w_rate", "id"),
-    "failing": ("-w_rate", "severity", "service_name", "id"),
+    "failing": ("-w_rank_rate", "severity", "service_name", "id"),
 }
+# Columns that may be NULL: they sort NULLS LAST, the others plainly, so that each ORDER BY
+# reads its index as stored (an index scan cannot skip NULLs it does not hold).
+NULLABLE = frozenset(
+    {f.column for f in Service._meta.concrete_fields if f.null}
+    | {"w_calls", "w_failures", "w_rate", "w_rank_rate"}
+)
+# The trigram search index cannot match fewer characters than this.
+TRIGRAM = 3
+ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 WINDOW_SORTS = ("wcalls", "wfailures", "wrate", "failing")
 DEFAULT_SORT = "status"
 # With a window, the table opens on what is failing now.
@@ -150,6 +163,12 @@ def _window_columns(start: datetime) -> dict:
             default=None,
             output_field=FloatField(),
         ),
+        # "Failing now" ranks a rate only over enough calls: 1 failure in 1 call is noise.
+        "w_rank_rate": Case(
+            When(w_calls__gte=settings.DASHBOARD_RATE_MIN_CALLS, then=F("w_rate")),
+            default=None,
+            output_field=FloatField(),
+        ),
     }
 
 
@@ -245,54 +264,106 @@ class ServiceFilter:
             columns |= _since_columns(self.since)
         return columns
 
-    def apply(self, services: QuerySet[Service], *, with_status: bool = True) -> QuerySet:
+    def apply(
+        self,
+        services: QuerySet[Service],
+        sources: list[Source],
+        *,
+        with_status: bool = True,
+        with_columns: bool = True,
+    ) -> QuerySet:
         """Filter (not sort) the services; tiles count with every filter but status.
+
+        `sources` are every source, read once per request: the services of disabled ones are
+        left out by id rather than by a join on source.enabled, and by exclusion, so that
+        SQLite answers counts from the status index and sorts from the sort indexes (with
+        `source_id IN (…)` it would pick the source_id index, and read every row).
 
         Windowed numbers and detectors are aliases: correlated subqueries, so any page costs
         the same few queries, and SQL computes them only where a filter, sort or shown() uses
-        them.
+        them. A count needs them only to filter by a detector (with_columns=False): building
+        them is a good part of a request's Python time.
         """
-        services = services.filter(gone_at=None, source__enabled=True).alias(**self._aliases())
+        services = services.filter(gone_at=None)
+        disabled = [source.pk for source in sources if not source.enabled]
+        if disabled:
+            services = services.exclude(source_id__in=disabled)
+        if self.source:
+            named = [source.pk for source in sources if source.name == self.source]
+            services = services.filter(source_id__in=named)
+        if with_columns or self.detect:
+            services = services.alias(**self._aliases())
         if self.detect:
             wanted = Q()
             for name in self.detect:
                 wanted |= Q(**{f"is_{name}": True})
             services = services.filter(wanted)
         if with_status and self.statuses:
-            services = services.filter(status__in=self.statuses)
+            # Severity follows from status: saying so lets the default sort's index serve it.
+            wanted_severities = sorted({severity(status) for status in self.statuses})
+            services = services.filter(status__in=self.statuses, severity__in=wanted_severities)
         if self.infer_type:
             services = services.filter(infer_type=self.infer_type)
         if self.owner:
             services = services.filter(owner=self.owner)
-        if self.source:
-            services = services.filter(source__name=self.source)
         if self.q:
-            services = services.filter(
+            services = services.filter(self._search())
+        return services
+
+    def _search(self) -> Q:
+        """Case-insensitive substring of name, id or description, served by a trigram index:
+        on PostgreSQL pg_trgm's GIN indexes serve the LIKE itself; on SQLite the FTS5 table
+        finds the same rows (see the 0002 migration), short queries aside."""
+        if connection.vendor != "sqlite" or len(self.q) < TRIGRAM:
+            return (
                 Q(service_name__icontains=self.q)
                 | Q(service_id__icontains=self.q)
                 | Q(description__icontains=self.q)
             )
-        return services
+        # As lower() wrote the index: ASCII letters only, the way SQLite's LIKE folds case.
+        phrase = '"' + self.q.translate(ASCII_LOWER).replace('"', '""') + '"'
+        table = connection.ops.quote_name(Service._meta.db_table)
+        # "+id": the matches are checked while a sort or status index is read in order; as
+        # the driving index they would cost one row lookup per match before any sort.
+        matches = RawSQL(
+            f"+{table}.id IN (SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH %s)",
+            [phrase],
+            output_field=BooleanField(),
+        )
+        return Q(matches)
 
     def ordered(self, services: QuerySet[Service]) -> QuerySet[Service]:
         descending = self.sort.startswith("-")
         order = []
         for column in SORTS[self.sort.lstrip("-")]:
-            expression = F(column.lstrip("-"))
+            name = column.lstrip("-")
             # NULLs (unknown) go last either way: they are never what anyone is looking for.
+            nulls_last = True if name in NULLABLE else None
             if descending != column.startswith("-"):
-                order.append(expression.desc(nulls_last=True))
+                order.append(F(name).desc(nulls_last=nulls_last))
             else:
-                order.append(expression.asc(nulls_last=True))
+                order.append(F(name).asc(nulls_last=nulls_last))
         return services.order_by(*order)
 
     def shown(self, services: QuerySet[Service]) -> QuerySet[Service]:
         """Select the derived columns the page shows (aliases are otherwise left out)."""
         return services.annotate(**{name: F(name) for name in self.derived()})
 
-    def status_counts(self, services: QuerySet[Service]) -> dict[str, int]:
-        rows = self.apply(services, with_status=False).values("status").annotate(n=Count("id"))
-        return {row["status"]: row["n"] for row in rows.order_by()}
+    def status_counts(self, services: QuerySet[Service], sources: list[Source]) -> dict[str, int]:
+        """Services per status under every filter but status: the tiles, and (summed over the
+        chosen statuses) the table's count, from one query."""
+        return {row["status"]: row["n"] for row in self.counting(services, sources)}
+
+    def counting(self, services: QuerySet[Service], sources: list[Source]) -> QuerySet:
+        """The query behind status_counts(): the service_status index answers it unfiltered."""
+        rows = self.apply(services, sources, with_status=False, with_columns=False)
+        return rows.values("status").annotate(n=Count("*")).order_by()
+
+    def count(self, status_counts: dict[str, int]) -> int:
+        """The number of rows this view has, from its status_counts()."""
+        if not self.statuses:
+            return sum(status_counts.values())
+        return sum(status_counts.get(status, 0) for status in self.statuses)
 
     def is_filtered(self) -> bool:
         return bool(

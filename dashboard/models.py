@@ -207,6 +207,11 @@ class PollRun(models.Model):
         )
 
 
+# The service table's search index (SQLite: an FTS5 trigram table kept by triggers; see the
+# 0002 migration). PostgreSQL searches through pg_trgm indexes on the columns instead.
+SEARCH_TABLE = "dashboard_service_search"
+
+
 class Service(models.Model):
     """The latest known state of one (source, service_id), plus columns the table sorts on."""
 
@@ -278,6 +283,15 @@ class Service(models.Model):
                 ("publish_at", "published"),
             ]
         ]
+        # The status tiles (and the table's count) group by status without reading rows.
+        indexes.append(
+            models.Index(
+                fields=["status", "source"], name="service_status", condition=Q(gone_at=None)
+            )
+        )
+        # PostgreSQL also gets, in migrations: DESC NULLS LAST twins of the nullable columns'
+        # indexes (its ascending indexes put NULLs first when read backwards) and trigram
+        # indexes for the search.
 
     def __str__(self) -> str:
         return f"{self.service_name} ({self.service_id})"

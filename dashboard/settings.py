@@ -255,3 +255,5 @@ DASHBOARD_IDLE_MINUTES = env_int("DASHBOARD_IDLE_MINUTES", 60, minimum=1)
 # Flapping: at least this many status changes within DASHBOARD_FLAP_MINUTES.
 DASHBOARD_FLAP_CHANGES = env_int("DASHBOARD_FLAP_CHANGES", 3, minimum=2)
 DASHBOARD_FLAP_MINUTES = env_int("DASHBOARD_FLAP_MINUTES", 60, minimum=1)
+# "Failing now" (?window=) ranks a windowed failure rate only over at least this many calls.
+DASHBOARD_RATE_MIN_CALLS = env_int("DASHBOARD_RATE_MIN_CALLS", 20, minimum=1)

@@ -7,12 +7,13 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.db.models import QuerySet
 from django.http import (
     HttpRequest,
@@ -22,6 +23,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import truncatechars
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
@@ -43,20 +45,32 @@ from dashboard.filters import (
 from dashboard.models import PollRun, Service, Source, StatusChange
 from dashboard.sources import sync_env_source
 from dashboard.statuses import ALERTING, STYLES, style_for
+from dashboard.templatetags import dashboard as formats
 
 log = logging.getLogger(__name__)
 # "Refresh now" polls at most this often per source, however fast anyone clicks.
 REFRESH_MIN_GAP = 5
+# A failure rate from here up is shown hot.
+HOT_RATE = 0.05
+# Columns neither the table nor /api/services shows (the service page and the CSV read theirs).
+UNSHOWN = ("raw", "additional_properties", "schedule")
+# The owner and type choice lists: at most this many values.
+CHOICES_MAX = 200
 _env_source_synced = False
 
 
-def _sources() -> list[Source]:
+def _all_sources() -> list[Source]:
+    """Every source, enabled or not (the service filters leave out the disabled ones' rows)."""
     global _env_source_synced
     if not _env_source_synced:
         # Once per process: a plain `runserver` with MODELARTS_* set needs no separate setup.
         sync_env_source()
         _env_source_synced = True
-    return list(Source.objects.filter(enabled=True))
+    return list(Source.objects.all())
+
+
+def _sources() -> list[Source]:
+    return [source for source in _all_sources() if source.enabled]
 
 
 def _wants_partial(request: HttpRequest) -> bool:
@@ -102,24 +116,24 @@ def _render_services(
     may_ask_for_poll: bool = True,
 ) -> HttpResponse:
     view, errors = parse_filter(request.GET)
-    sources = _sources()
-    services = Service.objects.all()
-    page = _page(view, services, empty=bool(errors))
+    every_source = _all_sources()
+    sources = [source for source in every_source if source.enabled]
+    page, counts = _page(view, Service.objects.all(), every_source, empty=bool(errors))
     view = replace(view, page=page.number)  # a page past the end shows (and links) the last
     detector_help = _detector_help()
     context = {
         "view": view,
         "errors": errors,
         "page": page,
-        "rows": [_row(service, detector_help) for service in page.object_list],
-        "tiles": _tiles(view, services) if not errors else [],
+        "rows": [_row(service, detector_help, bool(view.window)) for service in page.object_list],
+        "tiles": _tiles(view, counts),
         "headers": _headers(view),
         "sources": [_freshness(source) for source in sources],
         "needs_poll": may_ask_for_poll and any(source.is_overdue() for source in sources),
         "chips": _chips(view),
         "pager": _pager(view, page),
-        "owners": _choices(services, "owner", view.owner),
-        "infer_types": _choices(services, "infer_type", view.infer_type),
+        "owners": _choices(every_source, "owner", view.owner),
+        "infer_types": _choices(every_source, "infer_type", view.infer_type),
         "status_names": list(STYLES),
         "page_sizes": PAGE_SIZES,
         "windows": list(WINDOWS),
@@ -145,18 +159,81 @@ def _render_services(
     return response
 
 
-def _page(view: ServiceFilter, services: QuerySet[Service], *, empty: bool) -> Page:
-    queryset = services.none() if empty else view.shown(view.ordered(view.apply(services)))
-    return Paginator(queryset, view.per_page).get_page(view.page)
+def _page(
+    view: ServiceFilter, services: QuerySet[Service], sources: list[Source], *, empty: bool
+) -> tuple[Page, dict[str, int]]:
+    """One page of the view, and its services per status (the tiles), in two queries."""
+    if empty:
+        return Paginator(services.none(), view.per_page).get_page(1), {}
+    counts = view.status_counts(services, sources)
+    # The raw item and JSON fields stay unread: the table and the JSON list never show them.
+    services = services.defer(*UNSHOWN)
+    rows = view.shown(view.ordered(view.apply(services, sources)))
+    paginator = CountedPaginator(rows, view.per_page, count=view.count(counts))
+    return paginator.get_page(view.page), counts
 
 
-def _row(service: Service, detector_help: dict[str, str]) -> dict:
+class CountedPaginator(Paginator):
+    """A paginator told its count (the tiles' query has it already) that reads a page past the
+    middle from the far end, in the reverse order: OFFSET skips rows one by one, so the last
+    page would otherwise cost a walk through the whole index."""
+
+    def __init__(self, rows: QuerySet, per_page: int, *, count: int):
+        super().__init__(rows, per_page)
+        self.known_count = count
+
+    @property
+    def count(self) -> int:
+        return self.known_count
+
+    def page(self, number: int | str) -> Page:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = min(bottom + self.per_page, self.count)
+        if bottom <= self.count - top:
+            return self._get_page(self.object_list[bottom:top], number, self)
+        rows = list(self.object_list.reverse()[self.count - top : self.count - bottom])
+        return self._get_page(rows[::-1], number, self)
+
+
+def _row(service: Service, detector_help: dict[str, str], window: bool) -> dict:
+    style = style_for(service.status)
+    deploying = service.status == "deploying" and service.progress is not None
+    numbers = [
+        (service.invocation_times, False),
+        (service.failed_times, False),
+        (service.failure_rate, True),
+        *(
+            [(service.w_calls, False), (service.w_failures, False), (service.w_rate, True)]
+            if window
+            else []
+        ),
+        (service.calls_delta, False),
+    ]
     return {
         "service": service,
-        "style": style_for(service.status),
+        "url": f"/services/{quote(service.service_id, safe='')}/",
+        "name": service.service_name or "(no name)",
+        "tone": style.tone,
+        "badge": style.label
+        + ("…" if style.busy else "")
+        + (f" {service.progress}%" if deploying else ""),
+        "progress": service.progress if deploying else None,
+        "type": service.infer_type or "—",
+        "owner": truncatechars(service.owner, 10) or "—",
+        "numbers": [_number(value, is_rate) for value, is_rate in numbers],
+        "published": formats.iso(service.publish_at),
+        "published_ago": formats.ago(service.publish_at),
         "detected": [{"name": n, "help": detector_help[n]} for n in _detected(service)],
         "changed": _changed(service),
     }
+
+
+def _number(value: float | None, is_rate: bool) -> dict:
+    """A numeric cell: its text, and whether a failure rate is high enough to stand out."""
+    if is_rate:
+        return {"text": formats.rate(value), "hot": bool(value and value >= HOT_RATE)}
+    return {"text": formats.count(value), "hot": False}
 
 
 def _detected(service: Service) -> list[str]:
@@ -185,8 +262,7 @@ def _detector_help() -> dict[str, str]:
     }
 
 
-def _tiles(view: ServiceFilter, services: QuerySet[Service]) -> list[dict]:
-    counts = view.status_counts(services)
+def _tiles(view: ServiceFilter, counts: dict[str, int]) -> list[dict]:
     tiles = []
     for status, count in sorted(counts.items(), key=lambda item: style_for(item[0]).severity):
         selected = status in view.statuses
@@ -262,16 +338,29 @@ def _seconds_between(earlier: datetime | None, later: datetime) -> int | None:
     return None if earlier is None else max(0, int((later - earlier).total_seconds()))
 
 
-def _choices(services, column: str, current: str) -> list[str]:
-    # Served by the column's index; a fleet has a handful of owners and types.
-    values = (
-        services.filter(gone_at=None, source__enabled=True)
-        .order_by(column)
-        .values_list(column, flat=True)
+def _choices(sources: list[Source], column: str, current: str) -> list[str]:
+    """The distinct values of a column in the enabled sources' services, by a loose index scan:
+    one seek in the column's index per value (a fleet has a handful of owners and types),
+    rather than a read of every row."""
+    table = connection.ops.quote_name(Service._meta.db_table)
+    name = connection.ops.quote_name(column)
+    disabled = [source.pk for source in sources if not source.enabled]
+    # Excluded, not listed, as in ServiceFilter.apply: so SQLite seeks in the column's index.
+    where = "gone_at IS NULL"
+    if disabled:
+        where += f" AND source_id NOT IN ({', '.join(['%s'] * len(disabled))})"
+    step = f"SELECT {name} FROM {table} WHERE {where} AND {name} > %s ORDER BY {name} LIMIT 1"
+    sql = (
+        f"WITH RECURSIVE seen(value, n) AS (SELECT ({step}), 1 UNION ALL "
+        f"SELECT ({step.replace('> %s', '> seen.value')}), n + 1 FROM seen "
+        f"WHERE seen.value IS NOT NULL AND n < {CHOICES_MAX}) "
+        "SELECT value FROM seen WHERE value IS NOT NULL"
     )
-    choices = [value for value in values.distinct()[:200] if value]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*disabled, "", *disabled])
+        values = [row[0] for row in cursor.fetchall()]
     # A bookmarked value no longer present stays selectable, so the form doesn't drop it.
-    return choices if not current or current in choices else [current, *choices]
+    return values if not current or current in values else [current, *values]
 
 
 def _chips(view: ServiceFilter) -> list[dict]:
@@ -355,7 +444,8 @@ def services_csv(request: HttpRequest) -> HttpResponse:
         return HttpResponse(f"bad parameters: {problems}\n", status=400, content_type="text/plain")
     columns = _csv_columns(view)
     lookups = [lookup for _, lookup in columns]
-    rows = view.shown(view.ordered(view.apply(Service.objects.all()))).values_list(*lookups)
+    rows = view.shown(view.ordered(view.apply(Service.objects.all(), _all_sources())))
+    rows = rows.values_list(*lookups)
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
@@ -402,7 +492,9 @@ def api_services(request: HttpRequest) -> JsonResponse:
     view, errors = parse_filter(request.GET)
     if errors:
         return JsonResponse({"errors": errors}, status=400)
-    page = _page(view, Service.objects.select_related("source"), empty=False)
+    every_source = _all_sources()
+    sources = [source for source in every_source if source.enabled]
+    page, _ = _page(view, Service.objects.select_related("source"), every_source, empty=False)
     return JsonResponse(
         {
             "count": page.paginator.count,
@@ -412,7 +504,7 @@ def api_services(request: HttpRequest) -> JsonResponse:
             "sort": view.sort,
             "window": view.window or None,
             "since": _iso(view.since),
-            "sources": [_source_json(s) for s in _sources()],
+            "sources": [_source_json(s) for s in sources],
             "services": [_service_json(s, view) for s in page.object_list],
         }
     )

@@ -348,3 +348,45 @@ def test_it_counts_calls_the_simulator_made_in_the_window(client, polled, source
             assert item["window"]["failures"] == failures
             assert item["window"]["failure_rate"] == failures / expected
     assert grew > 0
+
+
+@pytest.fixture
+def noisy(histories, make_service, sample):
+    """One call in the window, and it failed: a 100 % rate over too few calls to mean much."""
+    noisy = make_service("noisy", invocation_times=101, failed_times=1, first_seen_at=ago(days=2))
+    sample(noisy, 180, 100, 0)
+    return noisy
+
+
+@pytest.mark.parametrize(
+    ("min_calls", "expected"),
+    [
+        # The default (20): "noisy" ranks among the unknowns, by status then name.
+        (20, ["baseline", "new", "quiet", "noisy", "reset", "nosamples"]),
+        (1, ["noisy", "baseline", "new", "quiet", "reset", "nosamples"]),
+        # 50 calls ("new") are enough at 50, not at 51.
+        (50, ["baseline", "new", "quiet", "noisy", "reset", "nosamples"]),
+        (51, ["baseline", "quiet", "new", "noisy", "reset", "nosamples"]),
+    ],
+)
+def test_it_ranks_a_windowed_rate_as_failing_only_over_enough_calls(
+    client, noisy, settings, min_calls, expected
+):
+    settings.DASHBOARD_RATE_MIN_CALLS = min_calls
+    assert names(client.get("/?window=1h")) == expected
+    assert [
+        s["service_name"] for s in client.get("/api/services?window=1h").json()["services"]
+    ] == (expected)
+    # The rate is still shown as it is, and sorting by its column still sorts by it.
+    assert windowed(client, "window=1h")["noisy"] == {
+        "calls": 1,
+        "failures": 1,
+        "failure_rate": 1.0,
+    }
+    assert names(client.get("/?window=1h&sort=-wrate"))[0] == "noisy"
+
+
+def test_it_defaults_to_twenty_calls_before_a_rate_ranks():
+    from django.conf import settings
+
+    assert settings.DASHBOARD_RATE_MIN_CALLS == 20

@@ -1,0 +1,94 @@
+"""The table's search (?q=): a case-insensitive substring of name, id or description, the same
+on either database and whichever index serves it (short queries included)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection
+
+from dashboard.models import Service
+
+
+def names(response) -> list[str]:
+    return re.findall(r'<span class="service-name">([^<]*)</span>', response.content.decode())
+
+
+def found(client, q: str) -> list[str]:
+    response = client.get("/", {"q": q, "sort": "name"})
+    assert response.status_code == 200
+    return names(response)
+
+
+@pytest.fixture
+def searchable(make_service):
+    return [
+        make_service("infer-PROD-east", description="Serves the checkout page"),
+        make_service("batch-nightly", description="Rebuilds 50% of the index"),
+        make_service("staging_b", description='A "quoted" word'),
+        make_service("Zürich-edge", description="500 calls a day"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("prod", ["infer-PROD-east"]),
+        ("PROD-EAST", ["infer-PROD-east"]),
+        ("CHECKOUT", ["infer-PROD-east"]),
+        ("nightly", ["batch-nightly"]),
+        ("50%", ["batch-nightly"]),  # a literal percent sign, not a wildcard
+        ("g_b", ["staging_b"]),  # a literal underscore
+        ('"quoted"', ["staging_b"]),
+        ('d" w', ["staging_b"]),
+        ("zürich", ["Zürich-edge"]),
+        ("00000000-0000-4000-8000-000000000002", ["batch-nightly"]),
+        ("4000-8000-00000000000", ["Zürich-edge", "batch-nightly", "infer-PROD-east", "staging_b"]),
+        ("no such thing", []),
+    ],
+)
+def test_it_finds_a_substring_of_name_id_or_description(client, searchable, q, expected):
+    assert found(client, q) == expected
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("PR", ["infer-PROD-east"]),
+        ("%", ["batch-nightly"]),
+        ("_", ["staging_b"]),
+        ("z", ["Zürich-edge"]),
+        ("ü", ["Zürich-edge"]),
+    ],
+)
+def test_it_finds_queries_too_short_for_the_trigram_index(client, searchable, q, expected):
+    assert found(client, q) == expected
+
+
+def test_it_finds_a_service_by_its_new_name_and_not_its_old_one(client, searchable):
+    renamed = searchable[0]
+    renamed.service_name = "infer-canary-east"
+    renamed.save()
+    assert found(client, "canary") == ["infer-canary-east"]
+    assert found(client, "prod") == []
+
+
+def test_it_follows_the_pollers_plain_updates_and_deletes(client, searchable):
+    table = connection.ops.quote_name(Service._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET description = %s WHERE id = %s", ["GPU box", searchable[1].pk]
+        )
+    assert found(client, "gpu") == ["batch-nightly"]
+    assert found(client, "Rebuilds") == []
+    Service.objects.filter(pk=searchable[2].pk).delete()
+    assert found(client, "quoted") == []
+
+
+def test_it_counts_and_tiles_the_matches_only(client, searchable, make_service):
+    make_service("prod-two", "failed")
+    body = client.get("/?q=prod").content.decode()
+    assert "1–2 of 2" in body
+    tiles = re.findall(r'<span class="tile-count">(\d+)</span>\s*<span class="tile-label">', body)
+    assert sorted(tiles) == ["1", "1"]
