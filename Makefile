@@ -1,11 +1,14 @@
 # `make run` sets up and starts the demo; `make test` sets up and runs the whole suite.
+# `make serve` and `make poll` run the dashboard in production; `make loadtest` measures it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
 PORT ?= 8000
 SERVICES ?= 60
+LOADTEST_ARGS ?=
 
-.PHONY: install install-test run test lint migrate clean
+.PHONY: install install-test run serve poll loadtest require-secret-key wrk test lint migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,16 +24,41 @@ $(VENV)/.installed-test: requirements-test.txt requirements.txt $(VENV)/.install
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test wrk
 	@# Browser tests drive Debian's Chromium; Playwright never downloads a browser.
 	@test -x /usr/bin/chromium || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The load test's HTTP load generator, Debian's package.
+wrk:
+	@command -v wrk >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 run: migrate
 	$(BIN)/python manage.py demo --port $(PORT) --services $(SERVICES)
+
+# Production: gunicorn (two workers per core plus one, see gunicorn.conf.py) serving hashed,
+# compressed static files. Run `make poll` (or `manage.py poll_services`) beside it.
+require-secret-key:
+	@test "$${#SECRET_KEY}" -ge 50 || { \
+	  echo "make serve: set SECRET_KEY to a random string of at least 50 characters, the same" \
+	    "for every web worker, e.g." >&2; \
+	  echo "  export SECRET_KEY=\"\$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')\"" >&2; \
+	  exit 2; }
+
+serve: require-secret-key migrate
+	DASHBOARD_HASHED_STATIC=1 $(BIN)/python manage.py collectstatic --noinput -v0
+	DASHBOARD_HASHED_STATIC=1 exec $(BIN)/gunicorn --bind $(HOST):$(PORT)
+
+poll: migrate
+	exec $(BIN)/python manage.py poll_services
+
+# The served dashboard under load while the poller writes: `make loadtest LOADTEST_ARGS=...`.
+loadtest: install wrk
+	$(BIN)/python manage.py loadtest $(LOADTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -172,18 +172,24 @@ TEMPLATES = [
 def _database() -> dict:
     url = env_str("DATABASE_URL")
     if url:
-        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        config = dj_database_url.parse(url)
     else:
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         config = {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "dashboard.sqlite3"}
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets readers go on while the poller writes; IMMEDIATE takes the write lock at
         # BEGIN so two writers queue on the busy timeout instead of failing to upgrade a lock.
+        # The timeout is SQLite's busy timeout: a web request that writes (a login, a session)
+        # waits that long for a poll's transaction to commit before "database is locked".
         config["OPTIONS"] = {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
+            "timeout": env_int("DASHBOARD_SQLITE_BUSY_TIMEOUT", 20, minimum=1),
         }
+    # A web worker keeps its connection between requests (a new PostgreSQL connection costs a
+    # few ms, an SQLite one its PRAGMAs); a connection that died is noticed before it is used.
+    config["CONN_MAX_AGE"] = env_int("DASHBOARD_CONN_MAX_AGE", 60)
+    config["CONN_HEALTH_CHECKS"] = True
     return config
 
 
@@ -199,8 +205,21 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every start without it
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# Static files are served from the source folders too, so the demo needs no collectstatic.
-WHITENOISE_USE_FINDERS = True
+# Production (`make serve`): `collectstatic` writes content-hashed, gzip- and brotli-compressed
+# copies to STATIC_ROOT, and pages link to the hashed names, which browsers may cache for a
+# year. Off by default, so the demo, the tests and a fresh checkout need no collectstatic step
+# (and can never serve a stale copy): then the source folders are served as they are.
+DASHBOARD_HASHED_STATIC = env_bool("DASHBOARD_HASHED_STATIC")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if DASHBOARD_HASHED_STATIC and not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+# Without collected files, serve the source folders (the demo needs no collectstatic).
+WHITENOISE_USE_FINDERS = not DASHBOARD_HASHED_STATIC or DEBUG
 
 LOGGING = {
     "version": 1,
