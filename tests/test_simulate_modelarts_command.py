@@ -149,3 +149,33 @@ def test_it_needs_credentials_for_each_auth_mode(
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(CommandError, match=message):
         call_command("simulate_modelarts", "--port", "0", "--auth", auth)
+
+
+def test_it_moves_a_manual_clock_only_when_told(tmp_path: Path) -> None:
+    env = {**os.environ, "DASHBOARD_VAR_DIR": str(tmp_path)}
+    command = [sys.executable, str(MANAGE), "simulate_modelarts", "--port", "0", "--services"]
+    process = subprocess.Popen(
+        [*command, "30", "--project-id", PROJECT_ID, "--manual-clock"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+", process.stdout.readline()).group(0)
+
+        def listing() -> list[dict]:
+            return requests.get(f"{url}/v1/{PROJECT_ID}/services", timeout=10).json()["services"]
+
+        first = listing()
+        time.sleep(0.05)
+        assert listing() == first  # operation_time included: time stands still
+        process.stdin.write("60\n")
+        process.stdin.flush()
+        assert process.stdout.readline().startswith("clock at")
+        moved = {item["service_id"]: item["operation_time"] for item in listing()}
+        assert {moved[item["service_id"]] - item["operation_time"] for item in first} == {60_000}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)

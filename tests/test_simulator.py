@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from dashboard.simulator import Fleet, ManualClock, SimulatorServer
+from dashboard.simulator.fleet import ListRequest
 
 # The values tests/conftest.py starts the `simulator` fixture with.
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
@@ -206,6 +207,19 @@ def test_it_deletes_a_few_services() -> None:
         seen = [fleet.item(index, START + n * 20.0) for n in range(int(3 * HOUR / 20))]
         assert [item["status"] for item in seen if item is not None][-1] == "deleting"
         assert seen[-1] is None
+
+
+def test_it_lists_services_as_they_come_and_go_whichever_moments_are_asked_for() -> None:
+    # The listing is kept between moments a service appears or goes: asking back and forth
+    # across such moments must still list exactly what items() lists.
+    fleet = make_fleet(size=1000)
+    moments = [START + HOUR, START, START + 3 * HOUR, START + 3 * HOUR + 1, START + HOUR]
+    for now in moments:
+        for sort_by in ("publish_at", "service_name"):
+            _, desc = fleet.select(ListRequest(sort_by=sort_by, order="desc", limit=1000), now)
+            total, asc = fleet.select(ListRequest(sort_by=sort_by, order="asc", limit=1000), now)
+            assert total == len(asc) and asc == desc[::-1]
+            assert {item["service_id"] for item in asc} == set(by_id(fleet.items(now)))
 
 
 def test_it_runs_faster_with_speed() -> None:

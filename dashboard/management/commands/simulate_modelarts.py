@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import math
 import os
 import signal
+import sys
 import threading
+import time
 from argparse import ArgumentParser
 from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard.simulator import Fault, Fleet, SimulatorServer
+from dashboard.simulator import Fault, Fleet, ManualClock, SimulatorServer
 
 FAULT_HELP = (
     "SPEC[@PROBABILITY]: make list requests fail at random (seeded by --seed), e.g. 503@0.1, "
@@ -81,6 +85,12 @@ class Command(BaseCommand):
         parser.add_argument("--offset-mode", choices=("page", "record"), default="page")
         parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
         parser.add_argument(
+            "--manual-clock",
+            action="store_true",
+            help="hold the fleet's time still; each line read from stdin, a number of seconds, "
+            "moves it on and is answered on stdout (for benchmarks and reproducible runs)",
+        )
+        parser.add_argument(
             "--fault", action="append", default=[], metavar="SPEC[@PROBABILITY]", help=FAULT_HELP
         )
 
@@ -91,7 +101,13 @@ class Command(BaseCommand):
             raise CommandError("--token-ttl must be above 0")
         faults = [parse_fault(value) for value in options["fault"]]
         credentials = self._credentials(options)
-        fleet = Fleet(size=options["services"], seed=options["seed"], speed=options["speed"])
+        clock = ManualClock(time.time()) if options["manual_clock"] else time.time
+        fleet = Fleet(
+            size=options["services"], seed=options["seed"], clock=clock, speed=options["speed"]
+        )
+        # The fleet lives as long as the process: out of the collector's sight, the millions of
+        # objects of a big fleet are not scanned again and again while pages are served.
+        gc.freeze()
         server = SimulatorServer(
             fleet,
             host=options["host"],
@@ -117,12 +133,27 @@ class Command(BaseCommand):
             + (", ".join(f"{fault}@{chance:g}" for fault, chance in faults) or "none")
         )
         self.stdout.flush()
+        if isinstance(clock, ManualClock):
+            threading.Thread(target=self._follow_stdin, args=(clock,), daemon=True).start()
         try:
             # Short waits keep the main thread responsive to signals.
             while not stop.wait(0.5):
                 pass
         finally:
             server.stop()
+
+    def _follow_stdin(self, clock: ManualClock) -> None:
+        for line in sys.stdin:
+            try:
+                seconds = float(line)
+                if not math.isfinite(seconds):
+                    raise ValueError(line)
+                clock.advance(seconds)
+            except ValueError:
+                self.stderr.write(f"not a number of seconds to move the clock on: {line.strip()!r}")
+                continue
+            self.stdout.write(f"clock at {clock.now():.3f}")
+            self.stdout.flush()
 
     @staticmethod
     def _credentials(options: dict[str, Any]) -> dict[str, Any]:
