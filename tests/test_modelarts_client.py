@@ -21,6 +21,7 @@ from dashboard.modelarts import (
     ResponseError,
     RetryPolicy,
     ServiceQuery,
+    ServiceRecord,
     TokenAuth,
     TransportError,
 )
@@ -291,6 +292,42 @@ def test_it_stops_after_max_pages(simulator: SimulatorServer) -> None:
     snapshot = client_for(simulator.url, max_pages=2).fetch_all(page_size=10)
 
     assert (len(snapshot.services), snapshot.pages, snapshot.complete) == (20, 2, False)
+
+
+def test_it_keeps_what_keep_makes_of_each_new_service(simulator: SimulatorServer) -> None:
+    client = client_for(simulator.url)
+    kept: list[str] = []
+
+    def keep(record: ServiceRecord) -> str:
+        kept.append(record.service_id)
+        return record.service_id
+
+    snapshot = client.fetch_all(page_size=10, keep=keep)
+
+    assert snapshot.services == tuple(kept)
+    assert list(snapshot.services) == [r.service_id for r in client.fetch_all().services]
+
+
+def test_it_asks_for_each_page_once_and_no_page_more(
+    simulator: SimulatorServer, fleet: Fleet
+) -> None:
+    # The next page is asked for while this one is kept: never speculatively past the end.
+    before = len(simulator.requests)
+
+    snapshot = client_for(simulator.url).fetch_all(page_size=10, keep=lambda record: record)
+
+    offsets = [r.path.split("offset=")[1].split("&")[0] for r in simulator.requests[before:]]
+    assert offsets == [str(page) for page in range(snapshot.pages)]
+    assert snapshot.pages == -(-len(fleet_ids(fleet)) // 10)
+
+
+def test_it_passes_an_error_of_a_later_page_on(simulator: SimulatorServer) -> None:
+    simulator.inject("503", page=2)
+
+    with pytest.raises(APIError) as caught:
+        client_for(simulator.url).fetch_all(page_size=10, keep=lambda record: record)
+
+    assert caught.value.status == 503
 
 
 @pytest.mark.parametrize("page_size", [0, 1001, True, "10"])

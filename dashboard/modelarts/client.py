@@ -8,6 +8,7 @@ import random
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -24,7 +25,7 @@ from .errors import (
     excerpt,
 )
 from .query import MAX_LIMIT, ServiceQuery
-from .records import ServicePage, ServiceRecord, Snapshot
+from .records import Kept, ServicePage, ServiceRecord, Snapshot
 from .retry import RETRY_STATUSES, RetryPolicy, retry_after, retryable
 from .signer import encode_query
 from .transport import (
@@ -132,40 +133,55 @@ class ModelArtsClient:
         *,
         page_size: int = 1000,
         deadline: float | None = None,
-    ) -> Snapshot:
+        keep: Callable[[ServiceRecord], Kept] | None = None,
+    ) -> Snapshot[Kept]:
         """Every service matching the query, paging as offset_mode says (API.md §1.7).
 
         deadline is a time.monotonic() value: no page or retry starts after it, no back-off
         sleeps past it, and no request waits past it for an answer. Missing it raises the last
         error (or DeadlineError if nothing failed) saying so.
+
+        keep, if given, turns each new record into what the snapshot holds instead, as its page
+        arrives: a caller that needs a compact form of 100,000 services never holds them all
+        as records.
         """
         _check_page_size(page_size)
         budget = self._budget(deadline)
         base = query or ServiceQuery()
-        seen: dict[str, ServiceRecord] = {}
+        seen: set[str] = set()
+        kept: list = []
         rejected: list[str] = []
         totals: list[int] = []
         duplicates = total_count = pages = 0
-        while pages < self.max_pages:
+
+        def request(number: int) -> Future[ServicePage]:
             if budget is not None and self._monotonic() >= budget.at:
                 raise DeadlineError(
                     f"{self._host}: poll deadline of {budget.seconds:.3g} s reached on page"
-                    f" {pages + 1}, after reading {len(seen)} of {total_count} services"
+                    f" {number}, after reading {len(seen)} of {total_count} services"
                 )
-            offset = pages if self.offset_mode == "page" else pages * page_size
-            page = self._list(base.with_page(offset, page_size), page=pages + 1, deadline=budget)
-            pages += 1
-            total_count = page.total_count
-            totals.append(total_count)
-            rejected += [f"page {pages}: {why}" for why in page.rejected]
-            before = len(seen)
-            duplicates += _merge(seen, page.services)
-            if len(seen) + len(rejected) >= total_count or not page.services:
-                break
-            if len(seen) == before:
-                break  # a page that adds nothing new would repeat forever
+            offset = number - 1 if self.offset_mode == "page" else (number - 1) * page_size
+            paged = base.with_page(offset, page_size)
+            return pages_in.submit(self._list, paged, page=number, deadline=budget)
+
+        # The next page is asked for before this one's records are kept, so the API answers
+        # while this process converts them: the same requests in the same order, overlapped.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelarts-pages") as pages_in:
+            pending: Future[ServicePage] | None = request(1)
+            while pending is not None:
+                page = pending.result()
+                pages += 1
+                total_count = page.total_count
+                totals.append(total_count)
+                rejected += [f"page {pages}: {why}" for why in page.rejected]
+                fresh, repeated = _unseen(seen, page.services)
+                duplicates += repeated
+                # A page that adds nothing new would repeat forever.
+                more = fresh and len(seen) + len(rejected) < total_count
+                pending = request(pages + 1) if more and pages < self.max_pages else None
+                kept += fresh if keep is None else map(keep, fresh)
         return Snapshot(
-            services=tuple(seen.values()),
+            services=tuple(kept),
             total_count=total_count,
             pages=pages,
             duplicates=duplicates,
@@ -188,7 +204,7 @@ class ModelArtsClient:
     def _list(self, query: ServiceQuery, *, page: int, deadline: _Deadline | None) -> ServicePage:
         body = self._get_json(self._services_url(query), page=page, deadline=deadline)
         try:
-            return ServicePage.from_json(body)
+            return ServicePage.from_json(body, owned=True)
         except ResponseError as exc:
             raise ResponseError(f"{self._host} sent an unusable service list: {exc}") from exc
 
@@ -361,16 +377,15 @@ class ModelArtsClient:
         )
 
 
-def _merge(seen: dict[str, ServiceRecord], services: tuple[ServiceRecord, ...]) -> int:
-    """Add the services not seen yet, first seen wins; return how many were seen already."""
-    duplicates = 0
+def _unseen(seen: set[str], services: tuple[ServiceRecord, ...]) -> tuple[list[ServiceRecord], int]:
+    """The services not seen yet (first seen wins), and how many were seen already."""
+    fresh = []
     for record in services:
         # Services move between pages while we read (new ones sort first by publish_at).
-        if record.service_id in seen:
-            duplicates += 1
-        else:
-            seen[record.service_id] = record
-    return duplicates
+        if record.service_id not in seen:
+            seen.add(record.service_id)
+            fresh.append(record)
+    return fresh, len(services) - len(fresh)
 
 
 def _check_page_size(page_size: object) -> None:
