@@ -5,20 +5,22 @@ No loops and no sleeps here: the poll_services command and the refresh view call
 
 from __future__ import annotations
 
+import gc
 import hashlib
-import json
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -31,7 +33,6 @@ from dashboard.modelarts import (
     NoAuth,
     ResponseError,
     ServiceQuery,
-    ServiceRecord,
     Snapshot,
     TokenAuth,
     TransportError,
@@ -41,20 +42,26 @@ from dashboard.models import (
     SECRET_ENV_PREFIXES,
     PollRun,
     Service,
-    ServiceSample,
     Source,
-    StatusChange,
 )
-from dashboard.statuses import severity
+from dashboard.service_rows import (
+    STATE_COLUMNS,
+    WRITE_BATCH,
+    ServiceRow,
+    insert_changes,
+    insert_samples,
+    insert_services,
+    row_of,
+    update_services,
+)
+from dashboard.service_rows import fingerprint_of as fingerprint_of  # tests build rows with it
 
 log = logging.getLogger(__name__)
 
 # A claim outlives a crashed poller by this much at most; a live poll finishes well before.
 CLAIM_SLACK = timedelta(minutes=2)
-WRITE_BATCH = 1000
-TEXT_COLUMNS = (
-    "service_name", "tenant", "project", "owner", "infer_type", "workspace_id", "status"
-)  # fmt: skip
+# The columns the service table's search reads (see _keep_searched_columns).
+SEARCHED_COLUMNS = ("service_name", "description")
 # One identity per process, so a claim names who holds it.
 POLLER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -224,14 +231,8 @@ def _poll_claimed(source: Source, client: ModelArtsClient | None, token: str) ->
     clock = time.monotonic()
     run = PollRun(source=source, started_at=started_at, poller=token)
     try:
-        snapshot = _fetch(source, client)
-        run.pages, run.total_count = snapshot.pages, snapshot.total_count
-        run.fetched_count, run.complete = len(snapshot.services), snapshot.complete
-        run.warnings = _describe_gaps(snapshot)
-        with transaction.atomic():
-            _check_claim(source, token)
-            _write_snapshot(source, run, snapshot, started_at)
-            _finish(source, run, clock, ok=True)
+        with _collector_paused():
+            _fetch_and_write(source, client, token, run, clock)
     except (ModelArtsError, SourceConfigError, ClaimLost) as exc:
         _record_failure(source, run, clock, _error_kind(exc), str(exc))
     except Exception as exc:
@@ -240,6 +241,32 @@ def _poll_claimed(source: Source, client: ModelArtsClient | None, token: str) ->
         log.exception("poll of source %s failed unexpectedly", source.name)
         _record_failure(source, run, clock, "internal", f"internal error: {type(exc).__name__}")
     return run
+
+
+def _fetch_and_write(
+    source: Source, client: ModelArtsClient | None, token: str, run: PollRun, clock: float
+) -> None:
+    snapshot = _fetch(source, client)
+    run.pages, run.total_count = snapshot.pages, snapshot.total_count
+    run.fetched_count, run.complete = len(snapshot.services), snapshot.complete
+    run.warnings = _describe_gaps(snapshot)
+    with transaction.atomic():
+        _check_claim(source, token)
+        _write_snapshot(source, run, snapshot, run.started_at)
+        _finish(source, run, clock, ok=True)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A poll makes millions of objects that live until it ends, and no garbage cycles: the
+    cyclic collector scanning them over and over took a quarter of a 100,000-service poll."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _describe_gaps(snapshot: Snapshot) -> str:
@@ -273,14 +300,15 @@ def _check_claim(source: Source, token: str) -> None:
         )
 
 
-def _fetch(source: Source, client: ModelArtsClient | None) -> Snapshot:
+def _fetch(source: Source, client: ModelArtsClient | None) -> Snapshot[ServiceRow]:
     query = ServiceQuery(workspace_id=source.workspace_id or None)
     # Retries and slow pages stop here, so a poll always ends before the next one is due.
     deadline = time.monotonic() + poll_budget(source)
+    # Each record becomes a compact row as its page arrives (see service_rows).
     if client is not None:
-        return client.fetch_all(query, deadline=deadline)
+        return client.fetch_all(query, deadline=deadline, keep=row_of)
     with build_client(source) as own_client:
-        return own_client.fetch_all(query, deadline=deadline)
+        return own_client.fetch_all(query, deadline=deadline, keep=row_of)
 
 
 def _error_kind(exc: Exception) -> str:
@@ -322,11 +350,11 @@ def _finish(source: Source, run: PollRun, clock: float, *, ok: bool) -> None:
 
 @dataclass
 class _Changes:
-    new: list[Service] = field(default_factory=list)
+    new: list[ServiceRow] = field(default_factory=list)
     updated: list[tuple[int, dict]] = field(default_factory=list)
-    samples: list[ServiceSample] = field(default_factory=list)
-    changes: list[StatusChange] = field(default_factory=list)
-    idle: list[int] = field(default_factory=list)
+    idle: list[tuple[int, dict]] = field(default_factory=list)
+    samples: list[tuple] = field(default_factory=list)
+    changes: list[tuple] = field(default_factory=list)
 
 
 class _Known(NamedTuple):
@@ -343,46 +371,51 @@ class _Known(NamedTuple):
     gone_at: datetime | None
 
 
-def _write_snapshot(source: Source, run: PollRun, snapshot: Snapshot, now: datetime) -> None:
+def _write_snapshot(
+    source: Source, run: PollRun, snapshot: Snapshot[ServiceRow], now: datetime
+) -> None:
     run.save()  # samples and status changes point at it
     previous_poll_at = source.last_success_at
     rows = Service.objects.filter(source=source).values_list("service_id", *_Known._fields)
     known = {row[0]: _Known(*row[1:]) for row in rows}
     diff = _Changes()
-    records = _storable(run, snapshot.services)
-    for record in records:
-        row = known.get(record.service_id)
-        if row is None:
-            diff.new.append(_new_service(source, record, now))
+    storable = _storable(run, snapshot.services)
+    for row in storable:
+        old = known.get(row.service_id)
+        if old is None:
+            diff.new.append(row)
         else:
-            _diff_service(diff, source, run, record, row, now, previous_poll_at)
+            _diff_service(diff, run, row, old, now, previous_poll_at)
 
-    Service.objects.bulk_create(diff.new, batch_size=WRITE_BATCH)
-    diff.samples += [_sample(service, run, now) for service in diff.new]
+    ids = insert_services(source.pk, diff.new, now)
+    diff.samples += [_sample(ids[row.service_id], row, run, now) for row in diff.new]
     if previous_poll_at is not None:
         # A service that appears after the first poll is news; the first import is not.
-        diff.changes += [_change(s, run, "", now, previous_poll_at) for s in diff.new]
-    _update_rows(diff.updated)
-    _update_in_chunks(diff.idle, calls_delta=0, failures_delta=0)
-    ServiceSample.objects.bulk_create(diff.samples, batch_size=WRITE_BATCH)
-    StatusChange.objects.bulk_create(diff.changes, batch_size=WRITE_BATCH)
+        diff.changes += [
+            _change(ids[row.service_id], run, "", row, now, previous_poll_at) for row in diff.new
+        ]
+    _keep_searched_columns(diff.updated)
+    update_services(diff.updated + diff.idle)
+    insert_samples(diff.samples)
+    insert_changes(diff.changes)
 
-    run.created_count, run.updated_count = len(diff.new), len(diff.updated)
+    # Every row this poll rewrote, the deltas it reset included.
+    run.created_count, run.updated_count = len(diff.new), len(diff.updated) + len(diff.idle)
     if run.complete:
         # Only a complete snapshot can say a service is gone; an incomplete one marks nothing.
-        seen = {record.service_id for record in records}
-        gone = [row.pk for sid, row in known.items() if sid not in seen and row.gone_at is None]
+        seen = {row.service_id for row in storable}
+        gone = [old.pk for sid, old in known.items() if sid not in seen and old.gone_at is None]
         _update_in_chunks(gone, gone_at=now)
         run.gone_count = len(gone)
 
 
-def _storable(run: PollRun, records: tuple[ServiceRecord, ...]) -> list[ServiceRecord]:
-    """The records whose id fits the column; an id that does not makes the snapshot partial."""
+def _storable(run: PollRun, rows: tuple[ServiceRow, ...]) -> list[ServiceRow]:
+    """The rows whose id fits the column; an id that does not makes the snapshot partial."""
     limit = Service._meta.get_field("service_id").max_length
-    storable = [record for record in records if len(record.service_id) <= limit]
-    if len(storable) < len(records):
+    storable = [row for row in rows if len(row.service_id) <= limit]
+    if len(storable) < len(rows):
         run.complete = False
-        skipped = len(records) - len(storable)
+        skipped = len(rows) - len(storable)
         run.warnings += f"{skipped} service(s) with an id longer than {limit} characters skipped. "
     return storable
 
@@ -394,93 +427,56 @@ def _update_in_chunks(pks: list[int], **values: object) -> None:
 
 def _diff_service(
     diff: _Changes,
-    source: Source,
     run: PollRun,
-    record: ServiceRecord,
-    row: _Known,
+    row: ServiceRow,
+    old: _Known,
     now: datetime,
     previous_poll_at: datetime | None,
 ) -> None:
-    new_fingerprint = fingerprint_of(record)
-    if new_fingerprint == row.fingerprint and row.gone_at is None:
-        # Unchanged counters mean no calls since the previous poll; rows already saying so
-        # are left alone, so an idle fleet costs nothing.
-        if row.invocation_times is not None and (row.calls_delta, row.failures_delta) != (0, 0):
-            diff.idle.append(row.pk)
+    if row.fingerprint == old.fingerprint and old.gone_at is None:
+        _settle_deltas(diff, old)
         return
-    values = _state(record, new_fingerprint)
-    values["calls_delta"] = _delta(record.invocation_times, row.invocation_times)
-    values["failures_delta"] = _delta(record.failed_times, row.failed_times)
+    values = dict(zip(STATE_COLUMNS, row.state, strict=True))
+    calls, failures = row.counters
+    values["calls_delta"] = _delta(calls, old.invocation_times)
+    values["failures_delta"] = _delta(failures, old.failed_times)
     values["gone_at"] = None
-    service = Service(pk=row.pk, source=source, service_id=record.service_id, **values)
-    if service.status != row.status:
+    if row.status != old.status:
         values["status_changed_at"] = now
-        diff.changes.append(_change(service, run, row.status, now, previous_poll_at))
-    observed = (service.status, service.progress, service.invocation_times, service.failed_times)
-    if observed != (row.status, row.progress, row.invocation_times, row.failed_times):
-        diff.samples.append(_sample(service, run, now))
-    diff.updated.append((row.pk, values))
+        diff.changes.append(_change(old.pk, run, old.status, row, now, previous_poll_at))
+    if row.observed != (old.status, old.progress, old.invocation_times, old.failed_times):
+        diff.samples.append(_sample(old.pk, row, run, now))
+    diff.updated.append((old.pk, values))
 
 
-def _new_service(source: Source, record: ServiceRecord, now: datetime) -> Service:
-    values = _state(record, fingerprint_of(record))
-    return Service(
-        source=source,
-        service_id=record.service_id,
-        first_seen_at=now,
-        status_changed_at=record.transition_at,
-        **values,
-    )
+def _settle_deltas(diff: _Changes, old: _Known) -> None:
+    """Unchanged counters: no calls since the previous poll, so a delta it left is no longer true.
+
+    A known delta becomes 0; an unknown one (NULL: first seen, or the counter was reset) stays
+    unknown until the counters move again. Rows already saying so are not written, so an idle
+    fleet costs nothing, and an unchanged poll after the first one writes no service at all.
+    """
+    calls = None if old.calls_delta is None else 0
+    failures = None if old.failures_delta is None else 0
+    if (calls, failures) != (old.calls_delta, old.failures_delta):
+        diff.idle.append((old.pk, {"calls_delta": calls, "failures_delta": failures}))
 
 
-def _state(record: ServiceRecord, fingerprint: str) -> dict:
-    values = {
-        "service_name": record.service_name,
-        "description": record.description,
-        "tenant": record.tenant,
-        "project": record.project,
-        "owner": record.owner,
-        "publish_at": record.publish_at,
-        "infer_type": record.infer_type,
-        "workspace_id": record.workspace_id,
-        "status": record.status,
-        "progress": record.progress,
-        "invocation_times": record.invocation_times,
-        "failed_times": record.failed_times,
-        "is_shared": record.is_shared,
-        "shared_count": record.shared_count,
-        "schedule": [vars(item) for item in record.schedule],
-        "due_time": record.due_time,
-        "start_time": record.start_time,
-        "finished_time": record.finished_time,
-        "operation_time": record.operation_time,
-        "transition_at": record.transition_at,
-        "is_opened_sample_collection": record.is_opened_sample_collection,
-        "is_free": record.is_free,
-        "additional_properties": record.additional_properties,
-        "raw": record.raw,
-        "fingerprint": fingerprint,
-        "severity": severity(record.status),
-        "failure_rate": _rate(record.failed_times, record.invocation_times),
-    }
-    # Anyone who can create a service writes these strings: columns keep what fits (the raw
-    # item keeps everything), so one 10,000-character name cannot fail a whole poll.
-    for name in TEXT_COLUMNS:
-        values[name] = values[name][: Service._meta.get_field(name).max_length]
-    return values
+def _keep_searched_columns(updates: list[tuple[int, dict]]) -> None:
+    """Leave service_name and description out of the UPDATEs that would not change them.
 
-
-def fingerprint_of(record: ServiceRecord) -> str:
-    # operation_time is "the time of the current request": it differs on every poll.
-    item = {key: value for key, value in record.raw.items() if key != "operation_time"}
-    encoded = json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.blake2b(encoded.encode(), digest_size=16).hexdigest()
-
-
-def _rate(failures: int | None, calls: int | None) -> float | None:
-    if not calls or failures is None:
-        return None
-    return failures / calls
+    Writing a searched column, even with its old value, makes the search index re-index the row;
+    a poll mostly changes counters and status. The old texts are read for changed rows only.
+    """
+    texts = {}
+    pks = [pk for pk, _ in updates]
+    for start in range(0, len(pks), WRITE_BATCH):
+        chunk = Service.objects.filter(pk__in=pks[start : start + WRITE_BATCH])
+        texts.update((pk, rest) for pk, *rest in chunk.values_list("pk", *SEARCHED_COLUMNS))
+    for pk, values in updates:
+        for name, old in zip(SEARCHED_COLUMNS, texts.get(pk, ()), strict=False):
+            if values[name] == old:
+                del values[name]
 
 
 def _delta(new: int | None, old: int | None) -> int | None:
@@ -489,55 +485,19 @@ def _delta(new: int | None, old: int | None) -> int | None:
     return new - old
 
 
-def _sample(service: Service, run: PollRun, now: datetime) -> ServiceSample:
-    return ServiceSample(
-        service_id=service.pk,
-        poll_run=run,
-        at=now,
-        status=service.status,
-        progress=service.progress,
-        invocation_times=service.invocation_times,
-        failed_times=service.failed_times,
-    )
+def _sample(service_pk: int, row: ServiceRow, run: PollRun, now: datetime) -> tuple:
+    return (service_pk, run.pk, now, *row.observed)
 
 
 def _change(
-    service: Service,
+    service_pk: int,
     run: PollRun,
     from_status: str,
+    row: ServiceRow,
     now: datetime,
     previous_poll_at: datetime | None,
-) -> StatusChange:
-    return StatusChange(
-        service_id=service.pk,
-        source_id=service.source_id,
-        poll_run=run,
-        at=now,
-        previous_poll_at=previous_poll_at,
-        from_status=from_status,
-        to_status=service.status,
-        transition_at=service.transition_at,
-    )
-
-
-def _update_rows(updates: list[tuple[int, dict]]) -> None:
-    """UPDATE … WHERE id = %s with executemany, grouped by the set of columns written.
-
-    Django's bulk_update builds one CASE per column, which grows quadratically slow on large
-    batches; plain executemany stays linear on SQLite and pipelines on PostgreSQL.
-    """
-    groups: dict[tuple[str, ...], list[tuple]] = {}
-    for pk, values in updates:
-        names = tuple(sorted(values))
-        groups.setdefault(names, []).append(
-            (*(_db_value(name, values[name]) for name in names), pk)
-        )
-    table = connection.ops.quote_name(Service._meta.db_table)
-    with connection.cursor() as cursor:
-        for names, rows in groups.items():
-            assignments = ", ".join(f"{connection.ops.quote_name(n)} = %s" for n in names)
-            cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s", rows)
-
-
-def _db_value(name: str, value: object) -> object:
-    return Service._meta.get_field(name).get_db_prep_save(value, connection)
+) -> tuple:
+    return (
+        service_pk, run.source_id, run.pk, now, previous_poll_at, from_status, row.status,
+        row.transition_at,
+    )  # fmt: skip

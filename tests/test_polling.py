@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import PROJECT_ID, TOKEN_ENV
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard import polling
@@ -74,6 +78,54 @@ def test_it_resets_calls_since_previous_poll_when_counters_stand_still(polled, s
     run = polling.poll_source(source)  # the clock has not moved: no calls in between
     assert run.ok
     assert not Service.objects.filter(calls_delta__gt=0).exists()
+
+
+def test_it_sends_no_write_to_the_service_tables_when_nothing_changed(polled, source):
+    with CaptureQueriesContext(connection) as queries:
+        run = polling.poll_source(source)
+    assert run.ok
+    # executemany is captured as "N times: <sql>".
+    statements = [re.sub(r"^\d+ times: ", "", q["sql"]) for q in queries.captured_queries]
+    writes = [sql for sql in statements if sql.upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    # Only the run itself and the source's claim and freshness columns.
+    assert writes and all(
+        "dashboard_pollrun" in sql or "dashboard_source" in sql for sql in writes
+    ), writes
+
+
+def test_it_leaves_calls_since_the_previous_poll_unknown_until_counters_move(polled, source):
+    # Known only from the second sighting on; an unchanged poll does not rewrite every row
+    # to say "0" (an idle fleet costs nothing), so it stays unknown until the counters move.
+    run = polling.poll_source(source)
+    assert run.updated_count == 0
+    assert not Service.objects.filter(calls_delta__isnull=False).exists()
+
+
+def test_it_counts_the_rows_whose_calls_since_the_previous_poll_it_reset(polled, source, clock):
+    clock.advance(120)
+    polling.poll_source(source)
+    moved = Service.objects.exclude(calls_delta=0).exclude(calls_delta=None)
+    moved |= Service.objects.exclude(failures_delta=0).exclude(failures_delta=None)
+    reset = set(moved.values_list("pk", flat=True))
+    assert reset
+
+    run = polling.poll_source(source)  # the clock has not moved: no calls in between
+
+    assert run.updated_count == len(reset)
+    assert not Service.objects.filter(calls_delta__gt=0).exists()
+    assert not Service.objects.filter(failures_delta__gt=0).exists()
+
+
+def test_it_writes_no_history_and_counts_no_row_for_a_reset_alone(polled, source, clock):
+    clock.advance(120)
+    polling.poll_source(source)
+    samples, changes = ServiceSample.objects.count(), StatusChange.objects.count()
+
+    polling.poll_source(source)
+    run = polling.poll_source(source)  # nothing left to reset
+
+    assert (ServiceSample.objects.count(), StatusChange.objects.count()) == (samples, changes)
+    assert (run.created_count, run.updated_count, run.gone_count) == (0, 0, 0)
 
 
 def test_it_reports_new_services_as_status_changes(polled, source, fleet, clock):

@@ -1,0 +1,216 @@
+"""A polled service as the service table stores it, and the plain SQL that writes such rows.
+
+A poll holds every service of its snapshot until the last page is in (one transaction per
+snapshot), so at 100,000 services the form matters: a tuple of column values with the raw item
+as JSON text takes a fraction of a ServiceRecord and its dict. Rows go to the database through
+executemany, not model instances: building 100,000 of those took longer than the SQL itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Iterable
+from datetime import datetime
+from itertools import islice
+from typing import NamedTuple
+
+from django.db import connection, models
+
+from dashboard.modelarts import ServiceRecord
+from dashboard.models import Service, ServiceSample, StatusChange
+from dashboard.statuses import severity
+
+WRITE_BATCH = 1000
+# The columns a poll sets from the API's item, in the order ServiceRow.state holds them.
+STATE_COLUMNS = (
+    "service_name", "description", "tenant", "project", "owner", "publish_at", "infer_type",
+    "workspace_id", "status", "progress", "invocation_times", "failed_times", "is_shared",
+    "shared_count", "schedule", "due_time", "start_time", "finished_time", "operation_time",
+    "transition_at", "is_opened_sample_collection", "is_free", "additional_properties", "raw",
+    "fingerprint", "severity", "failure_rate",
+)  # fmt: skip
+_STATUS, _PROGRESS, _CALLS, _FAILURES, _TRANSITION = (
+    STATE_COLUMNS.index(name)
+    for name in ("status", "progress", "invocation_times", "failed_times", "transition_at")
+)
+# Short texts that repeat across a fleet: one shared string each instead of one per service.
+_SHARED = ("tenant", "project", "owner", "infer_type", "workspace_id", "status")
+_LIMITS = {
+    name: Service._meta.get_field(name).max_length
+    for name in ("service_name", "tenant", "project", "owner", "infer_type", "workspace_id")
+    + ("status",)
+}
+_EMPTY_LIST, _EMPTY_OBJECT = "[]", "{}"
+
+
+class ServiceRow(NamedTuple):
+    """One service of a snapshot: its id, fingerprint and STATE_COLUMNS' values."""
+
+    service_id: str
+    fingerprint: str
+    state: tuple
+
+    @property
+    def status(self) -> str:
+        return self.state[_STATUS]
+
+    @property
+    def transition_at(self) -> datetime | None:
+        return self.state[_TRANSITION]
+
+    @property
+    def counters(self) -> tuple[int | None, int | None]:
+        return self.state[_CALLS], self.state[_FAILURES]
+
+    @property
+    def observed(self) -> tuple:
+        """What a history sample records: a change to any of these is history."""
+        return self.state[_STATUS], self.state[_PROGRESS], *self.counters
+
+
+def row_of(record: ServiceRecord) -> ServiceRow:
+    canonical, stored = _encoded(record.raw)
+    fingerprint = hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
+    texts = {name: _column_text(name, getattr(record, name)) for name in _LIMITS}
+    schedule = [vars(rule) for rule in record.schedule]
+    state = (
+        texts["service_name"], record.description, texts["tenant"], texts["project"],
+        texts["owner"], record.publish_at, texts["infer_type"], texts["workspace_id"],
+        texts["status"], record.progress, record.invocation_times, record.failed_times,
+        record.is_shared, record.shared_count,
+        json.dumps(schedule) if schedule else _EMPTY_LIST,
+        record.due_time, record.start_time, record.finished_time, record.operation_time,
+        record.transition_at, record.is_opened_sample_collection, record.is_free,
+        json.dumps(record.additional_properties) if record.additional_properties else _EMPTY_OBJECT,
+        stored, fingerprint, severity(record.status),
+        _rate(record.failed_times, record.invocation_times),
+    )  # fmt: skip
+    return ServiceRow(record.service_id, fingerprint, state)
+
+
+def fingerprint_of(record: ServiceRecord) -> str:
+    return row_of(record).fingerprint
+
+
+def _encoded(item: dict) -> tuple[str, str]:
+    """The item as hashed (sorted keys, no operation_time) and as stored (with it, last).
+
+    operation_time is "the time of the current request": it differs on every poll, so it stays
+    out of the fingerprint. One encoding serves both, which halves the cost of the second.
+    """
+    if "operation_time" not in item:
+        text = json.dumps(item, sort_keys=True, separators=(",", ":"), default=str)
+        return text, text
+    rest = {key: value for key, value in item.items() if key != "operation_time"}
+    canonical = json.dumps(rest, sort_keys=True, separators=(",", ":"), default=str)
+    member = '"operation_time":' + json.dumps(item["operation_time"], default=str)
+    return canonical, canonical[:-1] + ("," if rest else "") + member + "}"
+
+
+def _column_text(name: str, value: str) -> str:
+    # Anyone who can create a service writes these strings: columns keep what fits (the raw
+    # item keeps everything), so one 10,000-character name cannot fail a whole poll.
+    value = value[: _LIMITS[name]]
+    return sys.intern(value) if name in _SHARED else value
+
+
+def _rate(failures: int | None, calls: int | None) -> float | None:
+    if not calls or failures is None:
+        return None
+    return failures / calls
+
+
+def insert_services(source_id: int, rows: list[ServiceRow], now: datetime) -> dict[str, int]:
+    """INSERT the rows first seen now; their ids by service_id."""
+    columns = ("source_id", "service_id", "first_seen_at", "status_changed_at", *STATE_COLUMNS)
+    at = _date(now)
+    prepare = _preparer(Service, STATE_COLUMNS)
+    values = (
+        (source_id, row.service_id, at, _date(row.transition_at)) + prepare(row.state)
+        for row in rows
+    )
+    insert(Service, columns, values)
+    if not rows:
+        return {}
+    # Read back rather than RETURNING: executemany returns nothing on either database.
+    ids = Service.objects.filter(source_id=source_id, first_seen_at=now)
+    return dict(ids.values_list("service_id", "pk"))
+
+
+def update_services(updates: list[tuple[int, dict[str, object]]]) -> None:
+    """UPDATE … WHERE id = %s with executemany, grouped by the set of columns written.
+
+    Django's bulk_update builds one CASE per column, which grows quadratically slow on large
+    batches; plain executemany stays linear on SQLite and pipelines on PostgreSQL. Columns that
+    did not change are left out of SET, so triggers on them do not fire.
+    """
+    groups: dict[tuple[str, ...], list[tuple]] = {}
+    for pk, values in updates:
+        names = tuple(sorted(values))
+        groups.setdefault(names, []).append((*(values[name] for name in names), pk))
+    table = connection.ops.quote_name(Service._meta.db_table)
+    for names, rows in groups.items():
+        assignments = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in names)
+        prepare = _preparer(Service, (*names, "id"))
+        _execute_many(
+            f"UPDATE {table} SET {assignments} WHERE id = %s", (prepare(row) for row in rows)
+        )
+
+
+def insert_samples(rows: Iterable[tuple]) -> None:
+    """rows: (service_id, poll_run_id, at, status, progress, invocation_times, failed_times)."""
+    columns = ("service_id", "poll_run_id", "at", "status", "progress", "invocation_times",
+               "failed_times")  # fmt: skip
+    prepare = _preparer(ServiceSample, columns)
+    insert(ServiceSample, columns, (prepare(row) for row in rows))
+
+
+def insert_changes(rows: Iterable[tuple]) -> None:
+    """rows: (service_id, source_id, poll_run_id, at, previous_poll_at, from_status, to_status,
+    transition_at)."""
+    columns = ("service_id", "source_id", "poll_run_id", "at", "previous_poll_at", "from_status",
+               "to_status", "transition_at")  # fmt: skip
+    prepare = _preparer(StatusChange, columns)
+    insert(StatusChange, columns, (prepare(row) for row in rows))
+
+
+def insert(model: type[models.Model], columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(model._meta.get_field(c).column) for c in columns)
+    marks = ", ".join(["%s"] * len(columns))
+    _execute_many(f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES ({marks})", rows)
+
+
+def _execute_many(sql: str, rows: Iterable[tuple]) -> None:
+    # In batches: a generator stays a generator, so no second copy of 100,000 rows is built.
+    rows = iter(rows)
+    with connection.cursor() as cursor:
+        while batch := list(islice(rows, WRITE_BATCH)):
+            cursor.executemany(sql, batch)
+
+
+def _preparer(model: type[models.Model], columns: tuple[str, ...]):
+    """A function that turns a tuple of Python values for `columns` into database values.
+
+    Only dates need it (SQLite stores them as text); JSON columns already hold their text.
+    """
+    dates = [
+        i
+        for i, column in enumerate(columns)
+        if isinstance(model._meta.get_field(column), models.DateTimeField)
+    ]
+    adapt = connection.ops.adapt_datetimefield_value
+
+    def prepare(values: tuple) -> tuple:
+        values = list(values)
+        for i in dates:
+            values[i] = adapt(values[i])
+        return tuple(values)
+
+    return prepare
+
+
+def _date(value: datetime | None) -> object:
+    return connection.ops.adapt_datetimefield_value(value)

@@ -1,0 +1,83 @@
+"""The compact rows a poll holds for each service until its snapshot is written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from dashboard.modelarts import ServiceRecord
+from dashboard.service_rows import STATE_COLUMNS, row_of
+
+ITEM = {
+    "service_id": "00000000-0000-4000-8000-000000000001",
+    "service_name": "bert-ner-prod",
+    "status": "running",
+    "invocation_times": 120,
+    "failed_times": 3,
+    "operation_time": 1767225600123,
+    "additional_properties": {"smn_notification": {"events": [1, 2]}},
+    "schedule": [{"type": "stop", "time_unit": "HOURS", "duration": 2}],
+}
+
+
+def state(row) -> dict:
+    return dict(zip(STATE_COLUMNS, row.state, strict=True))
+
+
+def test_it_fingerprints_as_earlier_versions_did():
+    # Rows written before keep their fingerprint: an upgrade must not rewrite every row.
+    rest = {key: value for key, value in ITEM.items() if key != "operation_time"}
+    encoded = json.dumps(rest, sort_keys=True, separators=(",", ":"), default=str)
+    expected = hashlib.blake2b(encoded.encode(), digest_size=16).hexdigest()
+
+    assert row_of(ServiceRecord.from_json(ITEM)).fingerprint == expected
+
+
+def test_it_leaves_operation_time_out_of_the_fingerprint():
+    later = {**ITEM, "operation_time": ITEM["operation_time"] + 30_000}
+
+    assert row_of(ServiceRecord.from_json(later)).fingerprint == (
+        row_of(ServiceRecord.from_json(ITEM)).fingerprint
+    )
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        ITEM,
+        {key: value for key, value in ITEM.items() if key != "operation_time"},
+        {"service_id": "x", "operation_time": None},
+        {"service_id": "x", "operation_time": 'soon "quoted"'},
+    ],
+)
+def test_it_stores_the_item_as_sent(item):
+    stored = state(row_of(ServiceRecord.from_json(item)))
+
+    assert json.loads(stored["raw"]) == item
+
+
+def test_it_holds_no_parsed_json():
+    # A snapshot of 100,000 services holds one of these each: text, not dicts and lists.
+    row = row_of(ServiceRecord.from_json(ITEM))
+
+    assert not [value for value in row.state if isinstance(value, dict | list)]
+    assert json.loads(state(row)["schedule"]) == ITEM["schedule"]
+    assert json.loads(state(row)["additional_properties"]) == ITEM["additional_properties"]
+
+
+def test_it_cuts_long_texts_to_their_columns_and_keeps_them_whole_in_raw():
+    row = row_of(ServiceRecord.from_json({**ITEM, "service_name": "n" * 10_000}))
+
+    assert state(row)["service_name"] == "n" * 256
+    assert json.loads(state(row)["raw"])["service_name"] == "n" * 10_000
+
+
+def test_it_shares_one_string_for_texts_that_repeat_across_the_fleet():
+    rows = [
+        row_of(ServiceRecord.from_json(json.loads(json.dumps({**ITEM, "service_id": str(n)}))))
+        for n in range(2)
+    ]
+
+    assert state(rows[0])["status"] is state(rows[1])["status"]
