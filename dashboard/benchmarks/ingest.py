@@ -11,14 +11,20 @@ from pathlib import Path
 
 MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
 PROJECT_ID = "0be0c4a1a2b3c4d5e6f708192a3b4c5d"
+# Simulated seconds between the unchanged poll and the changed one: at the simulator's call
+# rates about one service in ten changes in that time (its counters, mostly).
+CHANGE_SECONDS = 0.025
 
 
 def measure_polls(n: int):
-    """Poll a fleet of n services three ways; the figures, and the source it polled into."""
-    from dashboard.models import Source
-    from dashboard.polling import poll_source
+    """Poll a fleet of n services four ways; the figures.
 
-    with Simulator(n, speed=1e-6) as url:
+    The simulator's clock stands still between polls unless moved, so "unchanged" is exact.
+    """
+    from dashboard.models import Source
+
+    simulator = Simulator(n, manual_clock=True)
+    with simulator as url:
         source = Source.objects.create(
             name="bench",
             endpoint=url,
@@ -27,57 +33,88 @@ def measure_polls(n: int):
             interval_seconds=3600,
         )
         rss_before = peak_rss_mb()
-        first = timed(lambda: poll_source(source))
-        rss_after = peak_rss_mb()
-        second = timed(lambda: poll_source(source))
-    with Simulator(n, speed=50.0) as url:
-        Source.objects.filter(pk=source.pk).update(endpoint=url)
-        source.refresh_from_db()
-        time.sleep(2)  # 100 simulated seconds: deployments move, counters grow
-        changed = timed(lambda: poll_source(source))
+        first = timed_poll(source)
+        unchanged = timed_poll(source)
+        simulator.advance(CHANGE_SECONDS)
+        changed = timed_poll(source)
+        settled = timed_poll(source)
     return {
-        "first_poll": {"seconds": first[0], "ok": first[1].ok, "fetched": first[1].fetched_count},
-        "peak_rss_mb": {"before": rss_before, "after": rss_after},
-        "unchanged_poll": {"seconds": second[0], "updated": second[1].updated_count},
-        "changed_poll": {"seconds": changed[0], "updated": changed[1].updated_count},
+        "first_poll": {**first, "peak_rss_mb_before": rss_before},
+        "unchanged_poll": unchanged,
+        "changed_poll": changed,
+        "settled_poll": settled,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def timed_poll(source) -> dict:
+    from dashboard.polling import poll_source
+
+    started = time.perf_counter()
+    run = poll_source(source)
+    seconds = time.perf_counter() - started
+    if not run.ok:
+        raise RuntimeError(f"the benchmark's poll failed: {run.error_message}")
+    return {
+        "seconds": seconds,
+        "fetched": run.fetched_count,
+        # Every service row the poll wrote: inserted, rewritten (deltas reset included), gone.
+        "created": run.created_count,
+        "updated": run.updated_count,
+        "gone": run.gone_count,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
 def render_polls(r: dict) -> list[str]:
+    first, unchanged = r["first_poll"], r["unchanged_poll"]
+    changed, settled = r["changed_poll"], r["settled_poll"]
+    share = changed["updated"] / max(changed["fetched"], 1)
     return [
-        f"  first poll: {r['first_poll']['seconds']:.2f} s ({r['first_poll']['fetched']:,} read); "
-        f"peak RSS {r['peak_rss_mb']['before']:.0f} → {r['peak_rss_mb']['after']:.0f} MB",
-        f"  unchanged poll: {r['unchanged_poll']['seconds']:.2f} s, "
-        f"{r['unchanged_poll']['updated']:,} rows rewritten",
-        f"  poll after 100 simulated s: {r['changed_poll']['seconds']:.2f} s, "
-        f"{r['changed_poll']['updated']:,} rows changed",
+        f"  first poll: {first['seconds']:.2f} s ({first['fetched']:,} read, "
+        f"{first['created']:,} rows written); peak RSS {first['peak_rss_mb_before']:.0f} → "
+        f"{first['peak_rss_mb']:.0f} MB",
+        f"  unchanged poll: {unchanged['seconds']:.2f} s, {_written(unchanged)} rows rewritten",
+        f"  poll after {CHANGE_SECONDS * 1000:.0f} simulated ms: {changed['seconds']:.2f} s, "
+        f"{_written(changed)} rows written ({share:.0%} of services changed)",
+        f"  unchanged poll after that: {settled['seconds']:.2f} s, {_written(settled)} rows "
+        "rewritten (calls since the previous poll back to 0)",
+        f"  peak RSS after all polls: {r['peak_rss_mb']:.0f} MB",
     ]
 
 
-class Simulator:
-    """simulate_modelarts in its own process, so its memory is not the poller's."""
+def _written(poll: dict) -> str:
+    return f"{poll['created'] + poll['updated'] + poll['gone']:,}"
 
-    def __init__(self, n: int, speed: float):
+
+class Simulator:
+    """simulate_modelarts in its own process, so its memory is not the poller's.
+
+    With manual_clock its fleet's time stands still until advance() moves it.
+    """
+
+    def __init__(self, n: int, speed: float = 1.0, *, manual_clock: bool = False):
         self.args = [
             sys.executable, str(MANAGE), "simulate_modelarts", "--port", "0", "--services",
             str(n), "--seed", "7", "--auth", "none", "--project-id", PROJECT_ID,
-            "--speed", str(speed),
+            "--speed", str(speed), *(["--manual-clock"] if manual_clock else []),
         ]  # fmt: skip
 
     def __enter__(self) -> str:
-        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         line = self.process.stdout.readline()
         return next(word for word in line.split() if word.startswith("http://"))
+
+    def advance(self, seconds: float) -> None:
+        self.process.stdin.write(f"{seconds}\n")
+        self.process.stdin.flush()
+        self.process.stdout.readline()  # "clock at …": the next request sees the new time
 
     def __exit__(self, *exc_info: object) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=30)
-
-
-def timed(action) -> tuple[float, object]:
-    started = time.perf_counter()
-    result = action()
-    return time.perf_counter() - started, result
 
 
 def peak_rss_mb() -> float:
