@@ -22,3 +22,6 @@ max_requests = 2000
 max_requests_jitter = 200
 accesslog = os.environ.get("DASHBOARD_ACCESS_LOG") or None
 errorlog = "-"
+# gunicorn's control socket sits at one path in the home folder, shared by every gunicorn of the
+# user (a test's, a load test's, the real one); nothing here uses it.
+control_socket_disable = True
