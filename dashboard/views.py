@@ -212,6 +212,8 @@ def _row(service: Service, detector_help: dict[str, str], window: bool) -> dict:
     ]
     return {
         "service": service,
+        # Plain values, not service.x: a template looks a name up in a dict before an object.
+        "service_id": service.service_id,
         "url": f"/services/{quote(service.service_id, safe='')}/",
         "name": service.service_name or "(no name)",
         "tone": style.tone,
@@ -221,6 +223,7 @@ def _row(service: Service, detector_help: dict[str, str], window: bool) -> dict:
         "progress": service.progress if deploying else None,
         "type": service.infer_type or "—",
         "owner": truncatechars(service.owner, 10) or "—",
+        "owner_full": service.owner,
         "numbers": [_number(value, is_rate) for value, is_rate in numbers],
         "published": formats.iso(service.publish_at),
         "published_ago": formats.ago(service.publish_at),
@@ -232,8 +235,11 @@ def _row(service: Service, detector_help: dict[str, str], window: bool) -> dict:
 def _number(value: float | None, is_rate: bool) -> dict:
     """A numeric cell: its text, and whether a failure rate is high enough to stand out."""
     if is_rate:
-        return {"text": formats.rate(value), "hot": bool(value and value >= HOT_RATE)}
-    return {"text": formats.count(value), "hot": False}
+        return {
+            "text": formats.rate(value),
+            "css": "num hot" if value and value >= HOT_RATE else "num",
+        }
+    return {"text": formats.count(value), "css": "num"}
 
 
 def _detected(service: Service) -> list[str]:

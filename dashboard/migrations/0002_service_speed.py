@@ -36,10 +36,11 @@ SQLITE_SEARCH_UNDO = [
     f"DROP TABLE IF EXISTS {SEARCH}",
 ]
 
-# PostgreSQL reads `UPPER(col::text) LIKE UPPER('%q%')` (Django's icontains) from these.
+# PostgreSQL reads `UPPER(col::text) LIKE UPPER('%q%')` (Django's icontains) from these. Not
+# partial: any search of these columns can use them (the admin's too).
 POSTGRES_SEARCH = [
     f"CREATE INDEX service_search_{name} ON dashboard_service "
-    f"USING gin (UPPER({column}::text) gin_trgm_ops) WHERE gone_at IS NULL"
+    f"USING gin (UPPER({column}::text) gin_trgm_ops)"
     for name, column in (("name", "service_name"), ("id", "service_id"), ("desc", "description"))
 ]
 # Its ascending indexes read backwards give DESC NULLS FIRST; the table sorts NULLs last.
