@@ -9,6 +9,7 @@ process it started, prints a table, and fails on any non-2xx answer, socket erro
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import tempfile
 from pathlib import Path
 
@@ -54,6 +55,8 @@ class Command(BaseCommand):
                 "--services, --seconds, --interval, --connections and --workers must be at "
                 "least 1, --speed above 0"
             )
+        # A SIGTERM stops the run like Ctrl-C: through the `finally` that stops its processes.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             with (
                 tempfile.TemporaryDirectory(prefix="loadtest-") as scratch,
@@ -63,9 +66,15 @@ class Command(BaseCommand):
                 outcome = run(plan, Path(scratch), report=self._progress)
         except LoadTestError as exc:
             raise CommandError(str(exc)) from exc
+        except KeyboardInterrupt:
+            raise CommandError("interrupted; every process it started is stopped") from None
         self.stdout.write(render(plan, outcome))
         if outcome.failed:
             raise CommandError("the load test saw errors (above)")
 
     def _progress(self, line: str) -> None:
         self.stderr.write(f"loadtest: {line}")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
