@@ -132,8 +132,6 @@ def _render_services(
         "needs_poll": may_ask_for_poll and any(source.is_overdue() for source in sources),
         "chips": _chips(view),
         "pager": _pager(view, page),
-        "owners": _choices(every_source, "owner", view.owner),
-        "infer_types": _choices(every_source, "infer_type", view.infer_type),
         "status_names": list(STYLES),
         "page_sizes": PAGE_SIZES,
         "windows": list(WINDOWS),
@@ -153,6 +151,9 @@ def _render_services(
         "section": "services",
     }
     partial = _wants_partial(request) if partial is None else partial
+    if not partial:  # the filter form: the partial (an auto-refresh, say) leaves it in place
+        context["owners"] = _choices(every_source, "owner", view.owner)
+        context["infer_types"] = _choices(every_source, "infer_type", view.infer_type)
     template = "dashboard/_services.html" if partial else "dashboard/services.html"
     response = render(request, template, context, status=400 if errors else 200)
     patch_vary_headers(response, ["HX-Request"])

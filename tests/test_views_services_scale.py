@@ -197,3 +197,15 @@ def test_the_search_reads_its_trigram_index(rows):
     text = plan(Service.objects.filter(view._search()).values("id"), no_sorts=False)
     for index in ("service_search_name", "service_search_id", "service_search_desc"):
         assert f"Bitmap Index Scan on {index}" in text, text
+
+
+def test_the_partial_leaves_the_filter_forms_choice_lists_unread(client, rows):
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as full:
+        body = client.get("/").content.decode()
+    with CaptureQueriesContext(connection) as partial:
+        client.get("/", headers={"HX-Request": "true"})
+    assert '<option value="owner-2">' in body
+    assert sum("WITH RECURSIVE" in q["sql"] for q in full.captured_queries) == 2
+    assert not any("WITH RECURSIVE" in q["sql"] for q in partial.captured_queries)
