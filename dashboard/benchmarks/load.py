@@ -122,11 +122,11 @@ class Processes:
                 raise LoadTestError(f"{name} exited with {process.returncode}:\n{tail}")
 
     def stop_all(self) -> None:
-        # Newest first: the web server and the poller before the API they depend on. SIGTERM to
-        # the process's own group reaches gunicorn's workers too; what ignores it is killed.
+        # Newest first, one at a time: the web server, then the poller (which finishes its poll)
+        # and only then the API it polls, so no poll fails for want of it. SIGTERM to the
+        # process's own group reaches gunicorn's workers too; what ignores it is killed.
         for _, process in reversed(self.started):
             _signal_group(process, signal.SIGTERM)
-        for _, process in reversed(self.started):
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
