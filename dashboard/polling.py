@@ -377,7 +377,8 @@ def _write_snapshot(
     run.save()  # samples and status changes point at it
     previous_poll_at = source.last_success_at
     rows = Service.objects.filter(source=source).values_list("service_id", *_Known._fields)
-    known = {row[0]: _Known(*row[1:]) for row in rows}
+    # Streamed: a list of 100,000 rows beside the dict made of them would be a peak of its own.
+    known = {row[0]: _Known(*row[1:]) for row in rows.iterator(chunk_size=WRITE_BATCH)}
     diff = _Changes()
     storable = _storable(run, snapshot.services)
     for row in storable:

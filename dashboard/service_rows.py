@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from itertools import islice
 from typing import NamedTuple
 
@@ -35,13 +35,14 @@ _STATUS, _PROGRESS, _CALLS, _FAILURES, _TRANSITION = (
     STATE_COLUMNS.index(name)
     for name in ("status", "progress", "invocation_times", "failed_times", "transition_at")
 )
-# Short texts that repeat across a fleet: one shared string each instead of one per service.
-_SHARED = ("tenant", "project", "owner", "infer_type", "workspace_id", "status")
+# Anyone who can create a service writes these strings: columns keep what fits (the raw item
+# keeps everything), so one 10,000-character name cannot fail a whole poll.
 _LIMITS = {
     name: Service._meta.get_field(name).max_length
-    for name in ("service_name", "tenant", "project", "owner", "infer_type", "workspace_id")
-    + ("status",)
-}
+    for name in (
+        "service_name", "tenant", "project", "owner", "infer_type", "workspace_id", "status"
+    )
+}  # fmt: skip
 _EMPTY_LIST, _EMPTY_OBJECT = "[]", "{}"
 
 
@@ -73,17 +74,19 @@ class ServiceRow(NamedTuple):
 def row_of(record: ServiceRecord) -> ServiceRow:
     canonical, stored = _encoded(record.raw)
     fingerprint = hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
-    texts = {name: _column_text(name, getattr(record, name)) for name in _LIMITS}
     schedule = [vars(rule) for rule in record.schedule]
+    properties = record.additional_properties
     state = (
-        texts["service_name"], record.description, texts["tenant"], texts["project"],
-        texts["owner"], record.publish_at, texts["infer_type"], texts["workspace_id"],
-        texts["status"], record.progress, record.invocation_times, record.failed_times,
-        record.is_shared, record.shared_count,
+        record.service_name[: _LIMITS["service_name"]], record.description,
+        _shared(record.tenant, "tenant"), _shared(record.project, "project"),
+        _shared(record.owner, "owner"), record.publish_at,
+        _shared(record.infer_type, "infer_type"), _shared(record.workspace_id, "workspace_id"),
+        _shared(record.status, "status"), record.progress, record.invocation_times,
+        record.failed_times, record.is_shared, record.shared_count,
         json.dumps(schedule) if schedule else _EMPTY_LIST,
         record.due_time, record.start_time, record.finished_time, record.operation_time,
         record.transition_at, record.is_opened_sample_collection, record.is_free,
-        json.dumps(record.additional_properties) if record.additional_properties else _EMPTY_OBJECT,
+        json.dumps(properties) if properties else _EMPTY_OBJECT,
         stored, fingerprint, severity(record.status),
         _rate(record.failed_times, record.invocation_times),
     )  # fmt: skip
@@ -105,15 +108,17 @@ def _encoded(item: dict) -> tuple[str, str]:
         return text, text
     rest = {key: value for key, value in item.items() if key != "operation_time"}
     canonical = json.dumps(rest, sort_keys=True, separators=(",", ":"), default=str)
-    member = '"operation_time":' + json.dumps(item["operation_time"], default=str)
+    value = item["operation_time"]
+    # Epoch milliseconds, almost always: an int is its own JSON.
+    encoded = str(value) if type(value) is int else json.dumps(value, default=str)
+    member = '"operation_time":' + encoded
     return canonical, canonical[:-1] + ("," if rest else "") + member + "}"
 
 
-def _column_text(name: str, value: str) -> str:
-    # Anyone who can create a service writes these strings: columns keep what fits (the raw
-    # item keeps everything), so one 10,000-character name cannot fail a whole poll.
-    value = value[: _LIMITS[name]]
-    return sys.intern(value) if name in _SHARED else value
+def _shared(value: str, column: str) -> str:
+    """A short text that repeats across the fleet (tenant, owner, status…): one string shared
+    by every row instead of one per service."""
+    return sys.intern(value[: _LIMITS[column]])
 
 
 def _rate(failures: int | None, calls: int | None) -> float | None:
@@ -125,10 +130,11 @@ def _rate(failures: int | None, calls: int | None) -> float | None:
 def insert_services(source_id: int, rows: list[ServiceRow], now: datetime) -> dict[str, int]:
     """INSERT the rows first seen now; their ids by service_id."""
     columns = ("source_id", "service_id", "first_seen_at", "status_changed_at", *STATE_COLUMNS)
-    at = _date(now)
+    date = _date_adapter()
+    at = date(now)
     prepare = _preparer(Service, STATE_COLUMNS)
     values = (
-        (source_id, row.service_id, at, _date(row.transition_at)) + prepare(row.state)
+        (source_id, row.service_id, at, date(row.transition_at)) + prepare(row.state)
         for row in rows
     )
     insert(Service, columns, values)
@@ -136,27 +142,54 @@ def insert_services(source_id: int, rows: list[ServiceRow], now: datetime) -> di
         return {}
     # Read back rather than RETURNING: executemany returns nothing on either database.
     ids = Service.objects.filter(source_id=source_id, first_seen_at=now)
-    return dict(ids.values_list("service_id", "pk"))
+    return dict(ids.values_list("service_id", "pk").iterator(chunk_size=WRITE_BATCH))
 
 
 def update_services(updates: list[tuple[int, dict[str, object]]]) -> None:
-    """UPDATE … WHERE id = %s with executemany, grouped by the set of columns written.
+    """UPDATE the rows by id, grouped by the set of columns written.
 
     Django's bulk_update builds one CASE per column, which grows quadratically slow on large
-    batches; plain executemany stays linear on SQLite and pipelines on PostgreSQL. Columns that
-    did not change are left out of SET, so triggers on them do not fire.
+    batches. Columns that did not change are left out of SET, so triggers on them do not fire.
     """
     groups: dict[tuple[str, ...], list[tuple]] = {}
     for pk, values in updates:
         names = tuple(sorted(values))
-        groups.setdefault(names, []).append((*(values[name] for name in names), pk))
-    table = connection.ops.quote_name(Service._meta.db_table)
+        groups.setdefault(names, []).append((pk, *(values[name] for name in names)))
     for names, rows in groups.items():
-        assignments = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in names)
-        prepare = _preparer(Service, (*names, "id"))
-        _execute_many(
-            f"UPDATE {table} SET {assignments} WHERE id = %s", (prepare(row) for row in rows)
+        prepare = _preparer(Service, ("id", *names))
+        prepared = (prepare(row) for row in rows)
+        if connection.vendor == "postgresql":
+            _update_from_copy(names, prepared)
+        else:
+            # executemany reuses one prepared statement on SQLite.
+            quote = connection.ops.quote_name
+            assignments = ", ".join(f"{quote(name)} = %s" for name in names)
+            table = quote(Service._meta.db_table)
+            rows_last = ((*row[1:], row[0]) for row in prepared)
+            _execute_many(f"UPDATE {table} SET {assignments} WHERE id = %s", rows_last)
+
+
+def _update_from_copy(names: tuple[str, ...], rows: Iterable[tuple]) -> None:
+    """PostgreSQL: COPY the new values into a scratch table, then one UPDATE … FROM it.
+
+    A statement per row is parsed and planned per row; this is two statements in all.
+    """
+    quote = connection.ops.quote_name
+    table = quote(Service._meta.db_table)
+    columns = ", ".join(quote(name) for name in ("id", *names))
+    assignments = ", ".join(f"{quote(name)} = new.{quote(name)}" for name in names)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE service_update ON COMMIT DROP AS "
+            f"SELECT {columns} FROM {table} WITH NO DATA"
         )
+        with cursor.cursor.copy(f"COPY service_update ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"UPDATE {table} SET {assignments} FROM service_update AS new WHERE {table}.id = new.id"
+        )
+        cursor.execute("DROP TABLE service_update")
 
 
 def insert_samples(rows: Iterable[tuple]) -> None:
@@ -178,9 +211,20 @@ def insert_changes(rows: Iterable[tuple]) -> None:
 
 def insert(model: type[models.Model], columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
     quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
     names = ", ".join(quote(model._meta.get_field(c).column) for c in columns)
+    if connection.vendor == "postgresql":
+        # One COPY stream instead of a statement per row, each parsed and planned on its own:
+        # 100,000 services took 29 s to insert that way, COPY takes a fraction of it.
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return
     marks = ", ".join(["%s"] * len(columns))
-    _execute_many(f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES ({marks})", rows)
+    _execute_many(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
 
 
 def _execute_many(sql: str, rows: Iterable[tuple]) -> None:
@@ -201,7 +245,7 @@ def _preparer(model: type[models.Model], columns: tuple[str, ...]):
         for i, column in enumerate(columns)
         if isinstance(model._meta.get_field(column), models.DateTimeField)
     ]
-    adapt = connection.ops.adapt_datetimefield_value
+    adapt = _date_adapter()
 
     def prepare(values: tuple) -> tuple:
         values = list(values)
@@ -212,5 +256,16 @@ def _preparer(model: type[models.Model], columns: tuple[str, ...]):
     return prepare
 
 
-def _date(value: datetime | None) -> object:
-    return connection.ops.adapt_datetimefield_value(value)
+def _date_adapter() -> Callable[[datetime | None], object]:
+    """Django's date adapter, with a shortcut for SQLite keeping UTC: a poll's dates are all
+    aware UTC already, and the general path cost half a second per 100,000 services."""
+    adapt = connection.ops.adapt_datetimefield_value
+    if connection.vendor != "sqlite" or connection.timezone is not UTC:
+        return adapt
+
+    def utc_text(value: datetime | None) -> object:
+        if value is not None and value.tzinfo is UTC:
+            return str(value.replace(tzinfo=None))  # what Django stores: naive UTC as text
+        return adapt(value)
+
+    return utc_text

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard import polling
+from dashboard.modelarts import ServiceRecord
 from dashboard.models import PollRun, Service, ServiceSample, Source, StatusChange
 
 
@@ -27,6 +28,10 @@ def test_it_writes_every_service_of_the_fleet(polled, fleet, clock):
     assert stored[some_id].status == item["status"]
     assert stored[some_id].invocation_times == item["invocation_times"]
     assert stored[some_id].raw == item
+    record = ServiceRecord.from_json(item)
+    assert stored[some_id].publish_at == record.publish_at is not None
+    assert stored[some_id].status_changed_at == record.transition_at is not None
+    assert stored[some_id].first_seen_at == polled.started_at
 
 
 def test_it_derives_failure_rate_from_the_counters(polled):

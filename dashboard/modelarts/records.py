@@ -213,6 +213,8 @@ def _text(value: object) -> str:
 
 def _count(value: object) -> int | None:
     """A non-negative whole number, from an int, an integral float or a numeric string."""
+    if type(value) is int:  # the usual case first: this runs for every count of every item
+        return value if value >= 0 else None
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
