@@ -321,6 +321,8 @@ class Outcome:
     polls: list[tuple[int, int, int]]
     trouble: list[str]
     database: str
+    # The machine's load average (1 min) as the run started and ended: other work shares it.
+    load: tuple[float, float] = (0.0, 0.0)
 
     @property
     def failed(self) -> bool:
@@ -330,6 +332,7 @@ class Outcome:
 def run(plan: Plan, scratch: Path, report=print) -> Outcome:
     """The whole run in the scratch folder; every process it started is stopped on the way out."""
     wrk = require_wrk()
+    load_before = os.getloadavg()[0]
     processes = Processes(scratch)
     token, password = secrets.token_urlsafe(24), secrets.token_urlsafe(18)
     try:
@@ -361,10 +364,12 @@ def run(plan: Plan, scratch: Path, report=print) -> Outcome:
         results = run_wrk(wrk, scratch, plan, base, session)
         processes.check_alive()
         polls = polls_in(poller_log)[polls_before:]
+        load_after = os.getloadavg()[0]
     finally:
         processes.stop_all()
     logs = [scratch / f"{name}.log" for name, _ in processes.started]
-    return Outcome(results, polls, trouble_in(logs), database_name(plan.database_url))
+    database = database_name(plan.database_url)
+    return Outcome(results, polls, trouble_in(logs), database, (load_before, load_after))
 
 
 def database_name(url: str | None) -> str:
@@ -393,6 +398,8 @@ def render(plan: Plan, outcome: Outcome) -> str:
         f"{outcome.database}, simulated fleet of {plan.services:,}, gunicorn {plan.workers} "
         f"workers, wrk {plan.connections} connections, {plan.seconds} s per URL",
         f"poller every {plan.interval} s (simulator speed {plan.speed:g}): {poll_note}",
+        f"{os.cpu_count()} cores, load average {outcome.load[0]:.1f} before the run and "
+        f"{outcome.load[1]:.1f} at its end (the run's own processes and any others)",
         "",
         f"{'URL':<20} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
         f"{'max ms':>8} {'errors':>7}",
