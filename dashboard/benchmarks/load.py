@@ -99,8 +99,10 @@ class Processes:
 
     scratch: Path
     started: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    # Seconds each may take to stop cleanly before it is killed.
+    grace: dict[str, float] = field(default_factory=dict)
 
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> Path:
+    def start(self, name: str, args: list[str], env: dict[str, str], grace: float = 30) -> Path:
         log = self.scratch / f"{name}.log"
         with log.open("w") as out:
             process = subprocess.Popen(
@@ -113,6 +115,7 @@ class Processes:
                 start_new_session=True,
             )
         self.started.append((name, process))
+        self.grace[name] = grace
         return log
 
     def check_alive(self) -> None:
@@ -125,10 +128,10 @@ class Processes:
         # Newest first, one at a time: the web server, then the poller (which finishes its poll)
         # and only then the API it polls, so no poll fails for want of it. SIGTERM to the
         # process's own group reaches gunicorn's workers too; what ignores it is killed.
-        for _, process in reversed(self.started):
+        for name, process in reversed(self.started):
             _signal_group(process, signal.SIGTERM)
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=self.grace[name])
             except subprocess.TimeoutExpired:
                 _signal_group(process, signal.SIGKILL)
                 process.wait(timeout=10)
@@ -329,8 +332,11 @@ class Outcome:
         return bool(self.trouble) or any(result.errors for result in self.results)
 
 
-def run(plan: Plan, scratch: Path, report=print) -> Outcome:
-    """The whole run in the scratch folder; every process it started is stopped on the way out."""
+def run(plan: Plan, scratch: Path, report=print, logs_to: Path | None = None) -> Outcome:
+    """The whole run in the scratch folder; every process it started is stopped on the way out.
+
+    With `logs_to`, the processes' logs are copied there at the end, whatever happened.
+    """
     wrk = require_wrk()
     load_before = os.getloadavg()[0]
     processes = Processes(scratch)
@@ -350,6 +356,8 @@ def run(plan: Plan, scratch: Path, report=print) -> Outcome:
             "poller",
             [sys.executable, str(MANAGE), "poll_services", "--interval", str(plan.interval)],
             env,
+            # On SIGTERM it finishes the poll in progress, which may take up to an interval.
+            grace=plan.interval + 60,
         )
         # The first poll writes the whole fleet; the load starts once it is in.
         wait_for(processes, poller_log, POLL_LINE, 900, "the first poll")
@@ -363,11 +371,16 @@ def run(plan: Plan, scratch: Path, report=print) -> Outcome:
         report(f"wrk: {plan.seconds} s per URL, {plan.connections} connections")
         results = run_wrk(wrk, scratch, plan, base, session)
         processes.check_alive()
-        polls = polls_in(poller_log)[polls_before:]
         load_after = os.getloadavg()[0]
     finally:
         processes.stop_all()
-    logs = [scratch / f"{name}.log" for name, _ in processes.started]
+        logs = [scratch / f"{name}.log" for name, _ in processes.started]
+        if logs_to:
+            logs_to.mkdir(parents=True, exist_ok=True)
+            for log in logs:
+                shutil.copy(log, logs_to / log.name)
+    # Polls that began under load count, the one finished while stopping included.
+    polls = polls_in(poller_log)[polls_before:]
     database = database_name(plan.database_url)
     return Outcome(results, polls, trouble_in(logs), database, (load_before, load_after))
 
@@ -387,11 +400,11 @@ def database_name(url: str | None) -> str:
 def render(plan: Plan, outcome: Outcome) -> str:
     polls = outcome.polls
     poll_note = (
-        f"{len(polls)} polls during the load, each listing {polls[0][0]:,} services "
+        f"{len(polls)} polls under load, each listing {polls[0][0]:,} services "
         f"and changing {min(p[1] for p in polls):,}–{max(p[1] for p in polls):,} of them "
         f"in {min(p[2] for p in polls) / 1000:.2f}–{max(p[2] for p in polls) / 1000:.2f} s"
         if polls
-        else "no poll finished during the load"
+        else "no poll ran under load"
     )
     lines = [
         "",

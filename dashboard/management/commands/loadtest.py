@@ -46,8 +46,11 @@ class Command(BaseCommand):
             "--database-url",
             help="a PostgreSQL server to run on, in a fresh database of its own (default: SQLite)",
         )
+        parser.add_argument(
+            "--logs", type=Path, help="copy the server's, poller's and API's logs to this folder"
+        )
 
-    def handle(self, *args, database_url: str | None, **options) -> None:
+    def handle(self, *args, database_url: str | None, logs: Path | None, **options) -> None:
         plan_options = {key: options[key] for key in Plan.__dataclass_fields__ if key in options}
         counts = ("services", "seconds", "interval", "connections", "workers")
         if any(options[key] < 1 for key in counts) or not options["speed"] > 0:
@@ -63,7 +66,7 @@ class Command(BaseCommand):
                 FreshDatabase(database_url) as url,
             ):
                 plan = Plan(**plan_options, database_url=url)
-                outcome = run(plan, Path(scratch), report=self._progress)
+                outcome = run(plan, Path(scratch), report=self._progress, logs_to=logs)
         except LoadTestError as exc:
             raise CommandError(str(exc)) from exc
         except KeyboardInterrupt:
