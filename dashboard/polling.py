@@ -47,11 +47,11 @@ from dashboard.models import (
 from dashboard.service_rows import (
     STATE_COLUMNS,
     WRITE_BATCH,
+    RowMaker,
     ServiceRow,
     insert_changes,
     insert_samples,
     insert_services,
-    row_of,
     update_services,
 )
 from dashboard.service_rows import fingerprint_of as fingerprint_of  # tests build rows with it
@@ -76,6 +76,11 @@ class SourceBusy(Exception):
 
 class ClaimLost(Exception):
     """The claim expired while polling: the snapshot must not be written."""
+
+
+class TableChanged(Exception):
+    """A service row changed under the poll's claim (by hand, say): the snapshot, which holds
+    only the ids of services it found unchanged, cannot be written; the next poll can."""
 
 
 def build_client(source: Source) -> ModelArtsClient:
@@ -233,7 +238,7 @@ def _poll_claimed(source: Source, client: ModelArtsClient | None, token: str) ->
     try:
         with _collector_paused():
             _fetch_and_write(source, client, token, run, clock)
-    except (ModelArtsError, SourceConfigError, ClaimLost) as exc:
+    except (ModelArtsError, SourceConfigError, ClaimLost, TableChanged) as exc:
         _record_failure(source, run, clock, _error_kind(exc), str(exc))
     except Exception as exc:
         # The outermost boundary of one poll: whatever went wrong becomes a failed PollRun
@@ -304,11 +309,15 @@ def _fetch(source: Source, client: ModelArtsClient | None) -> Snapshot[ServiceRo
     query = ServiceQuery(workspace_id=source.workspace_id or None)
     # Retries and slow pages stop here, so a poll always ends before the next one is due.
     deadline = time.monotonic() + poll_budget(source)
-    # Each record becomes a compact row as its page arrives (see service_rows).
+    # Each record becomes a compact row as its page arrives, an unchanged one a mere stand-in.
+    live = Service.objects.filter(source=source, gone_at=None).values_list(
+        "service_id", "fingerprint"
+    )
+    keep = RowMaker(live.iterator(chunk_size=WRITE_BATCH))
     if client is not None:
-        return client.fetch_all(query, deadline=deadline, keep=row_of)
+        return client.fetch_all(query, deadline=deadline, keep=keep)
     with build_client(source) as own_client:
-        return own_client.fetch_all(query, deadline=deadline, keep=row_of)
+        return own_client.fetch_all(query, deadline=deadline, keep=keep)
 
 
 def _error_kind(exc: Exception) -> str:
@@ -320,6 +329,8 @@ def _error_kind(exc: Exception) -> str:
         return "bad-response"
     if isinstance(exc, ClaimLost):
         return "claim-lost"
+    if isinstance(exc, TableChanged):
+        return "conflict"
     return "config"
 
 
@@ -383,6 +394,8 @@ def _write_snapshot(
     storable = _storable(run, snapshot.services)
     for row in storable:
         old = known.get(row.service_id)
+        if old is None and row.state is None:
+            raise TableChanged(f"service {row.service_id} left the database during the poll")
         if old is None:
             diff.new.append(row)
         else:
@@ -437,6 +450,8 @@ def _diff_service(
     if row.fingerprint == old.fingerprint and old.gone_at is None:
         _settle_deltas(diff, old)
         return
+    if row.state is None:
+        raise TableChanged(f"service {row.service_id} changed in the database during the poll")
     values = dict(zip(STATE_COLUMNS, row.state, strict=True))
     calls, failures = row.counters
     values["calls_delta"] = _delta(calls, old.invocation_times)

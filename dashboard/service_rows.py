@@ -47,7 +47,10 @@ _EMPTY_LIST, _EMPTY_OBJECT = "[]", "{}"
 
 
 class ServiceRow(NamedTuple):
-    """One service of a snapshot: its id, fingerprint and STATE_COLUMNS' values."""
+    """One service of a snapshot: its id, fingerprint and STATE_COLUMNS' values.
+
+    state is None for a service the table already holds exactly so (see RowMaker).
+    """
 
     service_id: str
     fingerprint: str
@@ -71,9 +74,33 @@ class ServiceRow(NamedTuple):
         return self.state[_STATUS], self.state[_PROGRESS], *self.counters
 
 
+class RowMaker:
+    """row_of, except that a service the table already holds with the same fingerprint becomes
+    a stand-in without state, made before the poll: in a mostly unchanged fleet the snapshot
+    then costs little more than the ids, instead of every service's columns and raw text.
+
+    stored: service_id → fingerprint of the table's live rows, read under the poll's claim.
+    """
+
+    def __init__(self, stored: Iterable[tuple[str, str]]):
+        self._same = {sid: ServiceRow(sid, fingerprint, None) for sid, fingerprint in stored}
+
+    def __call__(self, record: ServiceRecord) -> ServiceRow:
+        canonical, stored = _encoded(record.raw)
+        fingerprint = hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
+        same = self._same.get(record.service_id)
+        if same is not None and same.fingerprint == fingerprint:
+            return same
+        return _row(record, fingerprint, stored)
+
+
 def row_of(record: ServiceRecord) -> ServiceRow:
     canonical, stored = _encoded(record.raw)
     fingerprint = hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
+    return _row(record, fingerprint, stored)
+
+
+def _row(record: ServiceRecord, fingerprint: str, stored: str) -> ServiceRow:
     schedule = [vars(rule) for rule in record.schedule]
     properties = record.additional_properties
     state = (

@@ -170,6 +170,30 @@ def test_it_keeps_the_last_snapshot_when_a_poll_fails(polled, source, monkeypatc
     assert source.last_error == run.error_message
 
 
+def test_it_discards_a_snapshot_when_a_row_changed_under_it(polled, source, monkeypatch):
+    # A snapshot keeps only the ids of services it found unchanged: if one of those rows
+    # changes before the write (by hand, say), it cannot be written and must not be.
+    fetch = polling._fetch
+
+    def fetch_then_edit(*args):
+        snapshot = fetch(*args)
+        Service.objects.filter(pk=Service.objects.order_by("pk")[0].pk).update(fingerprint="x")
+        return snapshot
+
+    def stored() -> list[dict]:
+        rows = Service.objects.order_by("id").values()
+        return [{k: v for k, v in row.items() if k != "fingerprint"} for row in rows]
+
+    monkeypatch.setattr(polling, "_fetch", fetch_then_edit)
+    before, samples = stored(), ServiceSample.objects.count()
+
+    run = polling.poll_source(source)
+
+    assert (run.ok, run.error_kind) == (False, "conflict")
+    assert "during the poll" in run.error_message
+    assert (stored(), ServiceSample.objects.count()) == (before, samples)
+
+
 def test_it_records_an_unreachable_endpoint_as_a_failed_poll(polled, source, simulator):
     simulator.stop()
     run = polling.poll_source(source)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from dashboard.modelarts import ServiceRecord
-from dashboard.service_rows import STATE_COLUMNS, row_of
+from dashboard.service_rows import STATE_COLUMNS, RowMaker, row_of
 
 ITEM = {
     "service_id": "00000000-0000-4000-8000-000000000001",
@@ -81,3 +81,27 @@ def test_it_shares_one_string_for_texts_that_repeat_across_the_fleet():
     ]
 
     assert state(rows[0])["status"] is state(rows[1])["status"]
+
+
+def test_it_stands_in_for_a_service_the_table_holds_unchanged():
+    fingerprint = row_of(ServiceRecord.from_json(ITEM)).fingerprint
+    keep = RowMaker([(ITEM["service_id"], fingerprint)])
+
+    same = keep(ServiceRecord.from_json({**ITEM, "operation_time": 1}))
+
+    assert (same.service_id, same.fingerprint, same.state) == (
+        ITEM["service_id"],
+        fingerprint,
+        None,
+    )
+    assert keep(ServiceRecord.from_json(ITEM)) is same  # made once, before the poll
+
+
+def test_it_makes_a_whole_row_for_a_changed_or_new_service():
+    keep = RowMaker([(ITEM["service_id"], "0" * 32)])
+
+    changed = keep(ServiceRecord.from_json(ITEM))
+    new = keep(ServiceRecord.from_json({**ITEM, "service_id": "another"}))
+
+    assert changed == row_of(ServiceRecord.from_json(ITEM))
+    assert new.state is not None
