@@ -3,7 +3,8 @@
 A poll holds every service of its snapshot until the last page is in (one transaction per
 snapshot), so at 100,000 services the form matters: a tuple of column values with the raw item
 as JSON text takes a fraction of a ServiceRecord and its dict. Rows go to the database through
-executemany, not model instances: building 100,000 of those took longer than the SQL itself.
+executemany (COPY on PostgreSQL), not model instances: building 100,000 of those took longer
+than the SQL itself.
 """
 
 from __future__ import annotations
@@ -156,6 +157,8 @@ def _rate(failures: int | None, calls: int | None) -> float | None:
 
 def insert_services(source_id: int, rows: list[ServiceRow], now: datetime) -> dict[str, int]:
     """INSERT the rows first seen now; their ids by service_id."""
+    if not rows:
+        return {}
     columns = ("source_id", "service_id", "first_seen_at", "status_changed_at", *STATE_COLUMNS)
     date = _date_adapter()
     at = date(now)
@@ -165,8 +168,6 @@ def insert_services(source_id: int, rows: list[ServiceRow], now: datetime) -> di
         for row in rows
     )
     insert(Service, columns, values)
-    if not rows:
-        return {}
     # Read back rather than RETURNING: executemany returns nothing on either database.
     ids = Service.objects.filter(source_id=source_id, first_seen_at=now)
     return dict(ids.values_list("service_id", "pk").iterator(chunk_size=WRITE_BATCH))
@@ -219,21 +220,23 @@ def _update_from_copy(names: tuple[str, ...], rows: Iterable[tuple]) -> None:
         cursor.execute("DROP TABLE service_update")
 
 
-def insert_samples(rows: Iterable[tuple]) -> None:
+def insert_samples(rows: list[tuple]) -> None:
     """rows: (service_id, poll_run_id, at, status, progress, invocation_times, failed_times)."""
     columns = ("service_id", "poll_run_id", "at", "status", "progress", "invocation_times",
                "failed_times")  # fmt: skip
     prepare = _preparer(ServiceSample, columns)
-    insert(ServiceSample, columns, (prepare(row) for row in rows))
+    if rows:
+        insert(ServiceSample, columns, (prepare(row) for row in rows))
 
 
-def insert_changes(rows: Iterable[tuple]) -> None:
+def insert_changes(rows: list[tuple]) -> None:
     """rows: (service_id, source_id, poll_run_id, at, previous_poll_at, from_status, to_status,
     transition_at)."""
     columns = ("service_id", "source_id", "poll_run_id", "at", "previous_poll_at", "from_status",
                "to_status", "transition_at")  # fmt: skip
     prepare = _preparer(StatusChange, columns)
-    insert(StatusChange, columns, (prepare(row) for row in rows))
+    if rows:
+        insert(StatusChange, columns, (prepare(row) for row in rows))
 
 
 def insert(model: type[models.Model], columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
