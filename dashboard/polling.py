@@ -53,6 +53,7 @@ from dashboard.service_rows import (
     insert_samples,
     insert_services,
     update_services,
+    write_cache,
 )
 from dashboard.service_rows import fingerprint_of as fingerprint_of  # tests build rows with it
 
@@ -255,7 +256,7 @@ def _fetch_and_write(
     run.pages, run.total_count = snapshot.pages, snapshot.total_count
     run.fetched_count, run.complete = len(snapshot.services), snapshot.complete
     run.warnings = _describe_gaps(snapshot)
-    with transaction.atomic():
+    with transaction.atomic(), write_cache():
         _check_claim(source, token)
         _write_snapshot(source, run, snapshot, run.started_at)
         _finish(source, run, clock, ok=True)

@@ -264,3 +264,15 @@ def test_it_leaves_no_claim_on_the_callers_object(source):
     polling.poll_source(source)
     source.save()  # a caller saving its copy later must not bring the claim back
     assert polling.poll_source(source).ok
+
+
+def test_it_gives_the_bigger_page_cache_back_after_writing(polled, source, clock):
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's page cache only")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        (before,) = cursor.fetchone()
+        clock.advance(60)
+        assert polling.poll_source(source).ok
+        cursor.execute("PRAGMA cache_size")
+        assert cursor.fetchone() == (before,)
