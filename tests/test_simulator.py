@@ -10,6 +10,7 @@ import requests
 
 from dashboard.simulator import Fleet, ManualClock, SimulatorServer
 from dashboard.simulator.fleet import ListRequest
+from dashboard.simulator.wire import encode
 
 # The values tests/conftest.py starts the `simulator` fixture with.
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
@@ -220,6 +221,22 @@ def test_it_lists_services_as_they_come_and_go_whichever_moments_are_asked_for()
             total, asc = fleet.select(ListRequest(sort_by=sort_by, order="asc", limit=1000), now)
             assert total == len(asc) and asc == desc[::-1]
             assert {item["service_id"] for item in asc} == set(by_id(fleet.items(now)))
+
+
+@pytest.mark.parametrize("hours", [0, 0.5, 3, 30])
+def test_it_sends_exactly_the_items_it_lists(hours: float) -> None:
+    # The list body is made from pre-encoded parts for speed: it must be select's, byte for byte.
+    fleet, now = make_fleet(size=500), START + hours * HOUR
+    queries = [
+        ListRequest(),
+        ListRequest(sort_by="service_name", order="asc", start=7, limit=200),
+        ListRequest(sort_by="transition_at", infer_type="batch"),
+        *(ListRequest(status=status) for status in STATUSES),
+    ]
+    for query in queries:
+        total, items = fleet.select(query, now)
+        expected = encode({"total_count": total, "count": len(items), "services": items})
+        assert fleet.select_body(query, now) == expected
 
 
 def test_it_runs_faster_with_speed() -> None:

@@ -451,6 +451,8 @@ class Fleet:
         # set stays the same, so each sort order's listing is kept until the next (_listed).
         self._moments = sorted({*self._published, *(g for g in self._gone if g != NEVER)})
         self._listings: dict[str, tuple[int, list[int]]] = {}
+        # Made with the fleet, not on first listing: the first poll of a big fleet would pay.
+        self._texts = [self._static_texts(profile) for profile in self.profiles]
 
     def _profiles(self) -> tuple[Profile, ...]:
         names: dict[str, int] = {}
@@ -643,6 +645,24 @@ class Fleet:
         self, query: ListRequest, now: float | None = None
     ) -> tuple[int, list[dict[str, Any]]]:
         """ListServices: (total_count, the page of items) for a validated query."""
+        total, page, x, now_ms = self._page(query, now)
+        return total, [self._item(self.profiles[i], phase, x, now_ms) for i, phase in page]
+
+    def select_body(self, query: ListRequest, now: float | None = None) -> bytes:
+        """select's answer as the JSON body ListServices sends, byte for byte, made faster.
+
+        Each item's text is its static parts, encoded once per service, around the values of
+        the moment: encoding 1,000 whole items per page made the simulator slower than a
+        100,000-service poll reading it.
+        """
+        total, page, x, now_ms = self._page(query, now)
+        items = ",".join(self._item_text(i, phase, x, now_ms) for i, phase in page)
+        return f'{{"total_count":{total},"count":{len(page)},"services":[{items}]}}'.encode()
+
+    def _page(
+        self, query: ListRequest, now: float | None
+    ) -> tuple[int, list[tuple[int, Phase]], int, int]:
+        """(total_count, the page's services and their phases, x, now in epoch ms)."""
         now = self._now(now)
         x = self.elapsed_ms(now)
         indexes = self._candidates(query, x)
@@ -652,16 +672,52 @@ class Fleet:
                 indexes, phases = self._by_phase(indexes, query, x)
         if query.order == "desc":
             indexes = indexes[::-1]
-        total = len(indexes)
-        page = indexes[query.start : query.start + query.limit]
-        now_ms = math.floor(now * 1000)
-        items = []
-        for index in page:
-            profile = self.profiles[index]
-            phase = phases.get(index) or phase_at(profile.plan, x)
+        page = []
+        for index in indexes[query.start : query.start + query.limit]:
+            phase = phases.get(index) or phase_at(self.profiles[index].plan, x)
             if phase is not None:  # always true: _candidates kept only listed services
-                items.append(self._item(profile, phase, x, now_ms))
-        return total, items
+                page.append((index, phase))
+        return len(indexes), page, x, math.floor(now * 1000)
+
+    def _item_text(self, index: int, phase: Phase, x: int, now_ms: int) -> str:
+        """_item(...) as compact JSON; the key order and values are _item's own."""
+        profile = self.profiles[index]
+        head, middle, tail = self._texts[index]
+        status, since, progress = phase
+        running, concerning = active_ms(profile, x)
+        failing = profile.failure_ratio * running + profile.incident_failure_ratio * concerning
+        batch = ""
+        if profile.infer_type == "batch":
+            if status != "deploying":
+                batch += f',"start_time":{self.wall_ms(profile.plan.deployed)}'
+            if status == "finished":
+                batch += f',"finished_time":{self.wall_ms(profile.plan.event)}'
+        return (
+            f'{head}{json.dumps(status)},"progress":{progress},'
+            f'"invocation_times":{int(profile.rate * (running + concerning))},'
+            f'"failed_times":{int(profile.rate * failing)}{middle}{batch},'
+            f'"operation_time":{now_ms},"transition_at":{self.wall_ms(since)}{tail}'
+        )
+
+    @staticmethod
+    def _static_texts(profile: Profile) -> tuple[str, str, str]:
+        """The JSON of an item's keys before status, between failed_times and the batch times,
+        and after transition_at."""
+        item = dict(profile.base)
+        if profile.nested_json:
+            item.update(json.loads(profile.nested_json))
+        keys = list(item)
+        after_counters = keys.index("failed_times") + 1
+        moments = ("start_time", "finished_time", "operation_time")
+        first_moment = min(keys.index(key) for key in moments if key in item)
+
+        def members(names: list[str]) -> str:
+            return json.dumps({name: item[name] for name in names}, separators=(",", ":"))[1:-1]
+
+        head = "{" + members(keys[: keys.index("status")]) + ',"status":'
+        middle = members(keys[after_counters:first_moment])
+        tail = members(keys[keys.index("transition_at") + 1 :])
+        return head, f",{middle}" if middle else "", f",{tail}}}" if tail else "}"
 
     def _candidates(self, query: ListRequest, x: int) -> list[int]:
         """Listed services matching the static filters, in ascending sort order."""

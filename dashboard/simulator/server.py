@@ -313,8 +313,7 @@ class SimulatorServer:
         fault = self._faults.take(page=query.start // query.limit)
         if fault is not None:
             return faulty_reply(fault, query, self.fleet.select, request_id)
-        total, services = self.fleet.select(query)
-        return Reply.json(200, {"total_count": total, "count": len(services), "services": services})
+        return Reply(200, self.fleet.select_body(query))
 
     def _record(self, method: str, target: str, headers: Message) -> None:
         shown = {
