@@ -92,3 +92,22 @@ def test_it_counts_and_tiles_the_matches_only(client, searchable, make_service):
     assert "1–2 of 2" in body
     tiles = re.findall(r'<span class="tile-count">(\d+)</span>\s*<span class="tile-label">', body)
     assert sorted(tiles) == ["1", "1"]
+
+
+def test_services_a_poll_inserts_are_found_like_any_other(client, polled, source, simulator):
+    """The poller indexes its new services in one statement, not through the insert trigger."""
+    services = Service.objects.filter(source=source)
+    for service in services[:5]:
+        fragment = service.service_id[-12:].upper()  # case-insensitive, mid-id
+        assert service.service_name in found(client, fragment)
+    word = services[0].service_name.split("-")[0]
+    expected = sorted(services.filter(service_name__icontains=word).values_list(
+        "service_name", flat=True))  # fmt: skip
+    assert found(client, word) == expected[:50]
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            # The pause is gone with the poll's transaction, so other inserts are indexed.
+            cursor.execute("SELECT COUNT(*) FROM dashboard_service_search_paused")
+            assert cursor.fetchone() == (0,)
+            cursor.execute("SELECT COUNT(*) FROM dashboard_service_search")
+            assert cursor.fetchone() == (services.count(),)
