@@ -81,6 +81,9 @@ class Source(models.Model):
     failures_since_success = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     last_poll_complete = models.BooleanField(default=True)
+    # Samples before this are thinned to hourly (see retention.thin_samples): each pruning
+    # thins only what crossed the full-resolution boundary since the previous one.
+    samples_thinned_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

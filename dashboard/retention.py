@@ -15,11 +15,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, QuerySet
+from django.db.models import Exists, Max, OuterRef, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from dashboard.models import PollRun, Service, ServiceSample, StatusChange
+from dashboard.models import PollRun, ServiceSample, Source, StatusChange
 
 log = logging.getLogger(__name__)
 # Deleted in slices, each its own short transaction: one long delete would hold the write lock
@@ -42,14 +42,19 @@ def prune_history(days: int | None = None, *, thin_all: bool = False) -> Pruned:
 
     The current state of every service stays, and so does each service's latest sample: an
     idle service's counters are then still known at the start of any chart's range. Thinning
-    looks two days back from its cutoff (enough for a poller that prunes hourly and was down
-    a day), or over the whole retention with thin_all.
+    goes on from where the previous pruning stopped, or covers the whole retention with
+    thin_all.
     """
     days = settings.DASHBOARD_HISTORY_DAYS if days is None else days
     cutoff = timezone.now() - timedelta(days=days)
-    thinned = thin_samples(since=cutoff if thin_all else None)
-    latest = ServiceSample.objects.values("service_id").annotate(last=Max("id")).values("last")
-    samples = _delete_in_slices(ServiceSample.objects.filter(at__lt=cutoff).exclude(id__in=latest))
+    thinned = sum(thin_samples(source, cutoff, restart=thin_all) for source in Source.objects.all())
+    # Old samples found through their poll runs (indexed by time); a sample is as old as its
+    # run. The latest sample of a service stays: no newer one exists.
+    newer = ServiceSample.objects.filter(service=OuterRef("service"), at__gt=OuterRef("at"))
+    old_samples = ServiceSample.objects.filter(
+        poll_run__in=PollRun.objects.filter(started_at__lt=cutoff), at__lt=cutoff
+    ).filter(Exists(newer))
+    samples = _delete_in_slices(old_samples)
     changes = _delete_in_slices(StatusChange.objects.filter(at__lt=cutoff))
     # A run goes once nothing points at it any more.
     runs = _delete_in_slices(
@@ -61,8 +66,9 @@ def prune_history(days: int | None = None, *, thin_all: bool = False) -> Pruned:
     return pruned
 
 
-def thin_samples(*, since=None) -> int:
-    """Keep only the last sample of each service in each whole hour before the full-resolution
+def thin_samples(source: Source, cutoff, *, restart: bool = False) -> int:
+    """Keep only the last sample of each of the source's services in each whole hour between
+    where the previous thinning stopped (or the retention's cutoff) and the full-resolution
     period (DASHBOARD_FULL_RESOLUTION_HOURS); the number of samples deleted.
 
     An hour's last sample is also the latest sample at its end, so a window or chart that
@@ -70,8 +76,12 @@ def thin_samples(*, since=None) -> int:
     reads a baseline at most an hour earlier.
     """
     end = _hour_floor(timezone.now() - timedelta(hours=settings.DASHBOARD_FULL_RESOLUTION_HOURS))
-    start = _hour_floor(since) if since else end - timedelta(days=2)
-    service_ids = list(Service.objects.order_by("id").values_list("id", flat=True))
+    start = _hour_floor(cutoff)
+    if source.samples_thinned_until and not restart:
+        start = max(start, source.samples_thinned_until)
+    if start >= end:
+        return 0
+    service_ids = list(source.services.order_by("id").values_list("id", flat=True))
     thinned = 0
     # One statement per group of services over the whole period: it reads their rows through
     # the (service, at) index, however many hours the period has.
@@ -82,6 +92,7 @@ def thin_samples(*, since=None) -> int:
         last = hourly.annotate(last=Max("id")).values("last")
         with transaction.atomic():
             thinned += old.exclude(id__in=last).delete()[0]
+    Source.objects.filter(pk=source.pk).update(samples_thinned_until=end)
     return thinned
 
 

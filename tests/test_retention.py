@@ -98,18 +98,27 @@ def test_samples_older_than_a_day_keep_the_last_of_each_hour(source, make_servic
     assert prune_history(days=30).thinned == 0
 
 
-def test_hourly_thinning_looks_back_two_days_and_the_command_the_whole_retention(
+def test_thinning_goes_on_from_where_it_stopped_and_the_command_covers_everything(
     source, make_service, settings, capsys
 ):
     settings.DASHBOARD_FULL_RESOLUTION_HOURS = 24
     service = make_service("busy")
-    run = PollRun.objects.create(source=source, started_at=timezone.now(), ok=True)
+    run = PollRun.objects.create(source=service.source, started_at=timezone.now(), ok=True)
     ten_days_ago = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=10)
-    for i in range(3):
-        ServiceSample.objects.create(
-            service=service, poll_run=run, at=ten_days_ago + timedelta(minutes=i), status="running"
-        )
-    assert prune_history().thinned == 0  # beyond the poller's two-day look-back
+
+    def three_samples_in_the_hour_of(at):
+        for i in range(3):
+            ServiceSample.objects.create(
+                service=service, poll_run=run, at=at + timedelta(minutes=i), status="running"
+            )
+
+    three_samples_in_the_hour_of(ten_days_ago)
+    assert prune_history().thinned == 2  # the first pruning covers the retention
+    service.source.refresh_from_db()
+    assert service.source.samples_thinned_until > ten_days_ago
+    # Samples that appear behind the boundary (a clock set back, say) wait for the command.
+    three_samples_in_the_hour_of(ten_days_ago - timedelta(days=1))
+    assert prune_history().thinned == 0
     call_command("prune_history")
     assert "thinned 2 older samples" in capsys.readouterr().out
-    assert ServiceSample.objects.filter(service=service).count() == 1
+    assert ServiceSample.objects.filter(service=service).count() == 2
