@@ -5,7 +5,6 @@ No loops and no sleeps here: the poll_services command and the refresh view call
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import os
@@ -13,8 +12,6 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -24,6 +21,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from dashboard.collector import collector_paused
 from dashboard.modelarts import (
     AkSkAuth,
     APIError,
@@ -237,7 +235,7 @@ def _poll_claimed(source: Source, client: ModelArtsClient | None, token: str) ->
     clock = time.monotonic()
     run = PollRun(source=source, started_at=started_at, poller=token)
     try:
-        with _collector_paused():
+        with collector_paused():
             _fetch_and_write(source, client, token, run, clock)
     except (ModelArtsError, SourceConfigError, ClaimLost, TableChanged) as exc:
         _record_failure(source, run, clock, _error_kind(exc), str(exc))
@@ -260,19 +258,6 @@ def _fetch_and_write(
         _check_claim(source, token)
         _write_snapshot(source, run, snapshot, run.started_at)
         _finish(source, run, clock, ok=True)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """A poll makes millions of objects that live until it ends, and no garbage cycles: the
-    cyclic collector scanning them over and over took a quarter of a 100,000-service poll."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _describe_gaps(snapshot: Snapshot) -> str:

@@ -15,7 +15,14 @@ from local_http import LocalHTTPServer, QuietHandler
 from dashboard.benchmarks.load import Plan, polls_in, run_wrk, trouble_in
 
 ROOT = Path(__file__).resolve().parent.parent
-needs_wrk = pytest.mark.skipif(not shutil.which("wrk"), reason="needs wrk (make test installs it)")
+
+
+@pytest.fixture
+def wrk() -> str:
+    """The load tool; `make test` installs it, as it installs Chromium."""
+    found = shutil.which("wrk")
+    assert found, "wrk is not installed: run `make install-test`"
+    return found
 
 
 def test_it_finds_lock_errors_failed_polls_and_tracebacks_in_the_logs(tmp_path):
@@ -46,13 +53,12 @@ class Redirecting(QuietHandler):
         self.end_headers()
 
 
-@needs_wrk
-def test_it_counts_a_redirect_to_the_login_page_as_an_error(tmp_path):
+def test_it_counts_a_redirect_to_the_login_page_as_an_error(tmp_path, wrk):
     """wrk itself calls a 3xx a success; a page that sends us to log in is a failure here."""
     handler: type[BaseHTTPRequestHandler] = Redirecting
     plan = Plan(services=1, seconds=1, interval=10, speed=1, connections=2, workers=1)
     with LocalHTTPServer(handler) as server:
-        results = run_wrk(shutil.which("wrk"), tmp_path, plan, server.url, "no-session")
+        results = run_wrk(wrk, tmp_path, plan, server.url, "no-session")
     assert all(result.requests > 0 for result in results)
     assert all(result.non_2xx == result.requests for result in results)
     assert all(result.errors for result in results)
@@ -72,8 +78,7 @@ def processes_using(folder: Path) -> list[int]:
     return left
 
 
-@needs_wrk
-def test_a_tiny_run_prints_its_table_and_stops_everything_it_started(tmp_path):
+def test_a_tiny_run_prints_its_table_and_stops_everything_it_started(tmp_path, wrk):
     env = {**os.environ, "TMPDIR": str(tmp_path), "DASHBOARD_VAR_DIR": str(tmp_path / "var")}
     # On the suite's PostgreSQL run, the load test runs there too (in a database of its own).
     url = env.pop("DATABASE_URL", "")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -115,7 +114,6 @@ def test_it_refuses_to_serve_without_a_secret_key(tmp_path):
     assert "set SECRET_KEY to a random string of at least 50 characters" in done.stderr
 
 
-@pytest.mark.skipif(not shutil.which("make"), reason="needs make")
 def test_make_serve_says_which_setting_is_missing(tmp_path):
     env = production_env(tmp_path)
     del env["SECRET_KEY"]

@@ -23,16 +23,16 @@ Timestamps are wall-clock: an event `d` simulated ms after start happens at
 from __future__ import annotations
 
 import bisect
-import gc
 import json
 import math
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from dashboard.collector import collector_paused
 
 Clock = Callable[[], float]
 
@@ -392,22 +392,6 @@ def _additional_properties(rng: random.Random, project: str) -> dict[str, Any] |
     return None
 
 
-@contextmanager
-def _collection_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many long-lived containers.
-
-    A 100,000-service fleet makes over a million objects, none of them garbage, and so does
-    listing it; the collections they trigger took a third to a half of the time.
-    """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 class Fleet:
     """`size` simulated services; `items(now)` lists them as ModelArts would at `now`."""
 
@@ -429,7 +413,7 @@ class Fleet:
         fleet_rng = random.Random(f"{seed}:fleet")
         self.tenant, self.project = _hex32(fleet_rng), _hex32(fleet_rng)
         self.owners = tuple(_hex32(fleet_rng) for _ in range(6))
-        with _collection_paused():
+        with collector_paused():
             self._build()
 
     def _build(self) -> None:
@@ -562,7 +546,7 @@ class Fleet:
         now = self._now(now)
         x, now_ms = self.elapsed_ms(now), math.floor(now * 1000)
         items = []
-        with _collection_paused():
+        with collector_paused():
             for profile in self.profiles:
                 phase = phase_at(profile.plan, x)
                 if phase is not None:
@@ -675,7 +659,7 @@ class Fleet:
         indexes = self._candidates(query, x)
         phases: dict[int, Phase] = {}
         if query.status is not None or query.sort_by == "transition_at":
-            with _collection_paused():
+            with collector_paused():
                 indexes, phases = self._by_phase(indexes, query, x)
         if query.order == "desc":
             indexes = indexes[::-1]
