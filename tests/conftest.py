@@ -58,6 +58,19 @@ def polled(source, clock: ManualClock):
 
 
 @pytest.fixture
+def run(db):
+    """A successful poll run of the make_service fixture's source, for history rows."""
+    from django.utils import timezone
+
+    from dashboard.models import PollRun, Source
+
+    source, _ = Source.objects.get_or_create(
+        name="fixture", defaults={"endpoint": "http://127.0.0.1:9", "project_id": PROJECT_ID}
+    )
+    return PollRun.objects.create(source=source, started_at=timezone.now(), ok=True)
+
+
+@pytest.fixture
 def make_service(db):
     """Services written straight to the database, for exact filter and sort tests."""
     from datetime import UTC, datetime, timedelta

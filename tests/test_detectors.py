@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from dashboard.models import PollRun, Service, ServiceSample, Source, StatusChange
+from dashboard.models import Service, ServiceSample, StatusChange
 
 
 def names(response) -> list[str]:
@@ -28,14 +28,6 @@ def thresholds(settings):
     settings.DASHBOARD_FLAP_CHANGES = 3
     settings.DASHBOARD_FLAP_MINUTES = 20
     return settings
-
-
-@pytest.fixture
-def run(db):
-    source, _ = Source.objects.get_or_create(
-        name="fixture", defaults={"endpoint": "http://127.0.0.1:9", "project_id": "p"}
-    )
-    return PollRun.objects.create(source=source, started_at=timezone.now(), ok=True)
 
 
 @pytest.fixture

@@ -70,11 +70,10 @@ def test_the_command_prunes_and_says_how_much(history, capsys):
         call_command("prune_history", "--days", "0")
 
 
-def test_samples_older_than_a_day_keep_the_last_of_each_hour(source, make_service, settings):
+def test_samples_older_than_a_day_keep_the_last_of_each_hour(run, make_service, settings):
     """Busy services write a sample every poll; past the full-resolution period one an hour."""
     settings.DASHBOARD_FULL_RESOLUTION_HOURS = 24
     busy, quiet = make_service("busy"), make_service("quiet")
-    run = PollRun.objects.create(source=source, started_at=timezone.now(), ok=True)
     hour = timezone.now().replace(minute=0, second=0, microsecond=0)
 
     def sample(service, at, calls):
@@ -99,11 +98,10 @@ def test_samples_older_than_a_day_keep_the_last_of_each_hour(source, make_servic
 
 
 def test_thinning_goes_on_from_where_it_stopped_and_the_command_covers_everything(
-    source, make_service, settings, capsys
+    run, make_service, settings, capsys
 ):
     settings.DASHBOARD_FULL_RESOLUTION_HOURS = 24
     service = make_service("busy")
-    run = PollRun.objects.create(source=service.source, started_at=timezone.now(), ok=True)
     ten_days_ago = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=10)
 
     def three_samples_in_the_hour_of(at):

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from dashboard import polling
-from dashboard.models import PollRun, SavedView, Service, ServiceSample, StatusChange
+from dashboard.models import SavedView, Service, ServiceSample, StatusChange
 
 
 def names(response) -> list[str]:
@@ -28,16 +28,6 @@ def row_html(response, service: Service) -> str:
 
 def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-@pytest.fixture
-def run(db):
-    from dashboard.models import Source
-
-    source, _ = Source.objects.get_or_create(
-        name="fixture", defaults={"endpoint": "http://127.0.0.1:9", "project_id": "p"}
-    )
-    return PollRun.objects.create(source=source, started_at=timezone.now(), ok=True)
 
 
 @pytest.fixture
