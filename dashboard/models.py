@@ -213,8 +213,6 @@ class PollRun(models.Model):
 # The service table's search index (SQLite: an FTS5 trigram table kept by triggers; see the
 # 0002 migration). PostgreSQL searches through pg_trgm indexes on the columns instead.
 SEARCH_TABLE = "dashboard_service_search"
-# While this table holds a row, new services are left for the poller to index in bulk (0003).
-SEARCH_PAUSE_TABLE = "dashboard_service_search_paused"
 SEARCHED_COLUMNS = ("service_name", "service_id", "description")
 
 

@@ -94,7 +94,9 @@ def test_it_counts_and_tiles_the_matches_only(client, searchable, make_service):
     assert sorted(tiles) == ["1", "1"]
 
 
-def test_services_a_poll_inserts_are_found_like_any_other(client, polled, source, simulator):
+def test_services_a_poll_inserts_are_found_like_any_other(
+    client, polled, source, simulator, make_service
+):
     """The poller indexes its new services in one statement, not through the insert trigger."""
     services = Service.objects.filter(source=source)
     for service in services[:5]:
@@ -104,10 +106,33 @@ def test_services_a_poll_inserts_are_found_like_any_other(client, polled, source
     expected = sorted(services.filter(service_name__icontains=word).values_list(
         "service_name", flat=True))  # fmt: skip
     assert found(client, word) == expected[:50]
+    # The trigger is back once the poll has committed: other inserts are indexed as before.
+    make_service("inserted-after-the-poll")
+    assert found(client, "after-the-poll") == ["inserted-after-the-poll"]
     if connection.vendor == "sqlite":
-        with connection.cursor() as cursor:
-            # The pause is gone with the poll's transaction, so other inserts are indexed.
-            cursor.execute("SELECT COUNT(*) FROM dashboard_service_search_paused")
-            assert cursor.fetchone() == (0,)
-            cursor.execute("SELECT COUNT(*) FROM dashboard_service_search")
-            assert cursor.fetchone() == (services.count(),)
+        assert search_index_size() == Service.objects.count()
+
+
+def test_a_poll_that_fails_while_inserting_leaves_the_insert_trigger_in_place(
+    client, source, make_service, monkeypatch
+):
+    from dashboard import service_rows
+    from dashboard.polling import poll_source
+
+    def broken_insert(*args):
+        raise RuntimeError("the disk filled up")
+
+    monkeypatch.setattr(service_rows, "insert", broken_insert)
+    run = poll_source(source)
+    assert not run.ok and run.error_kind == "internal"
+    assert not Service.objects.filter(source=source).exists()
+    make_service("inserted-after-the-failed-poll")
+    assert found(client, "failed-poll") == ["inserted-after-the-failed-poll"]
+    if connection.vendor == "sqlite":
+        assert search_index_size() == 1
+
+
+def search_index_size() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM dashboard_service_search")
+        return cursor.fetchone()[0]
