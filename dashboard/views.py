@@ -7,7 +7,6 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
-from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -23,7 +22,6 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import truncatechars
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
@@ -43,15 +41,13 @@ from dashboard.filters import (
     parse_filter,
 )
 from dashboard.models import PollRun, Service, Source, StatusChange
+from dashboard.service_table import rows_html
 from dashboard.sources import sync_env_source
 from dashboard.statuses import ALERTING, STYLES, style_for
-from dashboard.templatetags import dashboard as formats
 
 log = logging.getLogger(__name__)
 # "Refresh now" polls at most this often per source, however fast anyone clicks.
 REFRESH_MIN_GAP = 5
-# A failure rate from here up is shown hot.
-HOT_RATE = 0.05
 # Columns neither the table nor /api/services shows (the service page and the CSV read theirs).
 UNSHOWN = ("raw", "additional_properties", "schedule")
 # The owner and type choice lists: at most this many values.
@@ -120,12 +116,11 @@ def _render_services(
     sources = [source for source in every_source if source.enabled]
     page, counts = _page(view, Service.objects.all(), every_source, empty=bool(errors))
     view = replace(view, page=page.number)  # a page past the end shows (and links) the last
-    detector_help = _detector_help()
     context = {
         "view": view,
         "errors": errors,
         "page": page,
-        "rows": [_row(service, detector_help, bool(view.window)) for service in page.object_list],
+        "rows": rows_html(page.object_list, window=bool(view.window), since=view.since),
         "tiles": _tiles(view, counts),
         "headers": _headers(view),
         "sources": [_freshness(source) for source in sources],
@@ -195,78 +190,6 @@ class CountedPaginator(Paginator):
             return self._get_page(self.object_list[bottom:top], number, self)
         rows = list(self.object_list.reverse()[self.count - top : self.count - bottom])
         return self._get_page(rows[::-1], number, self)
-
-
-def _row(service: Service, detector_help: dict[str, str], window: bool) -> dict:
-    style = style_for(service.status)
-    deploying = service.status == "deploying" and service.progress is not None
-    numbers = [
-        (service.invocation_times, False),
-        (service.failed_times, False),
-        (service.failure_rate, True),
-        *(
-            [(service.w_calls, False), (service.w_failures, False), (service.w_rate, True)]
-            if window
-            else []
-        ),
-        (service.calls_delta, False),
-    ]
-    return {
-        "service": service,
-        # Plain values, not service.x: a template looks a name up in a dict before an object.
-        "service_id": service.service_id,
-        "url": f"/services/{quote(service.service_id, safe='')}/",
-        "name": service.service_name or "(no name)",
-        "tone": style.tone,
-        "badge": style.label
-        + ("…" if style.busy else "")
-        + (f" {service.progress}%" if deploying else ""),
-        "progress": service.progress if deploying else None,
-        "type": service.infer_type or "—",
-        "owner": truncatechars(service.owner, 10) or "—",
-        "owner_full": service.owner,
-        "numbers": [_number(value, is_rate) for value, is_rate in numbers],
-        "published": formats.iso(service.publish_at),
-        "published_ago": formats.ago(service.publish_at),
-        "detected": [{"name": n, "help": detector_help[n]} for n in _detected(service)],
-        "changed": _changed(service),
-    }
-
-
-def _number(value: float | None, is_rate: bool) -> dict:
-    """A numeric cell: its text, and whether a failure rate is high enough to stand out."""
-    if is_rate:
-        return {
-            "text": formats.rate(value),
-            "css": "num hot" if value and value >= HOT_RATE else "num",
-        }
-    return {"text": formats.count(value), "css": "num"}
-
-
-def _detected(service: Service) -> list[str]:
-    """The detectors that fire for a row (shown() selected their flags)."""
-    return [name for name in DETECTORS if getattr(service, f"is_{name}", False)]
-
-
-def _changed(service: Service) -> list[str]:
-    """Why a row is highlighted under ?since= (empty without it, or if nothing changed)."""
-    reasons = []
-    if getattr(service, "since_status", False):
-        reasons.append("status changed")
-    if getattr(service, "since_failing", False):
-        reasons.append("new failures")
-    return reasons
-
-
-def _detector_help() -> dict[str, str]:
-    return {
-        "stuck": f"Deploying, no progress for over {settings.DASHBOARD_STUCK_MINUTES} min",
-        "idle": f"Running, no new calls for over {settings.DASHBOARD_IDLE_MINUTES} min",
-        "flapping": (
-            f"At least {settings.DASHBOARD_FLAP_CHANGES} status changes within "
-            f"{settings.DASHBOARD_FLAP_MINUTES} min"
-        ),
-    }
 
 
 def _tiles(view: ServiceFilter, counts: dict[str, int]) -> list[dict]:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -221,6 +221,35 @@ def test_it_formats_counts_and_rates(client, make_service):
     assert "1,234,567" in body
     assert "12,345" in body
     assert "1.00%" in body
+
+
+def test_it_renders_every_cell_of_a_row(client, make_service):
+    """The rows are built in Python (service_table), not by the template: each cell, exactly."""
+    make_service(
+        "hot <b>&</b>",
+        "failed",
+        owner='team-"platform"-long',
+        invocation_times=1000,
+        failed_times=50,
+        calls_delta=None,
+        publish_at=datetime(2026, 3, 1, 12, 30, tzinfo=UTC),
+    )
+    make_service("", invocation_times=None, failed_times=None, infer_type="", owner="")
+    body = client.get("/?sort=name").content.decode()
+    rows = re.findall(r"<tr data-service-id=.*?</tr>", body, re.S)
+    hot, unnamed = rows[1], rows[0]
+    assert '<span class="service-name">hot &lt;b&gt;&amp;&lt;/b&gt;</span>' in hot
+    assert '<span class="badge badge-bad">failed</span>' in hot
+    assert (
+        '<td class="owner" title="team-&quot;platform&quot;-long"><code>team-&quot;pla…</code>' in hot
+    )
+    cells = re.findall(r'<td class="([^"]*)">([^<]*)</td>', hot)
+    assert cells == [("num", "1,000"), ("num", "50"), ("num hot", "5.00%"), ("num", "—")]
+    assert '<time datetime="2026-03-01T12:30:00Z" title="2026-03-01T12:30:00Z">' in hot
+    assert '<span class="service-name">(no name)</span>' in unnamed
+    assert "<td>—</td>" in unnamed and "<code>—</code>" in unnamed
+    cells = re.findall(r'<td class="([^"]*)">([^<]*)</td>', unnamed)
+    assert cells == [("num", "—"), ("num", "—"), ("num", "—"), ("num", "—")]
 
 
 def test_it_keeps_a_constant_number_of_queries_as_rows_grow(
