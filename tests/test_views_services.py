@@ -241,7 +241,8 @@ def test_it_renders_every_cell_of_a_row(client, make_service):
     assert '<span class="service-name">hot &lt;b&gt;&amp;&lt;/b&gt;</span>' in hot
     assert '<span class="badge badge-bad">failed</span>' in hot
     assert (
-        '<td class="owner" title="team-&quot;platform&quot;-long"><code>team-&quot;pla…</code>' in hot
+        '<td class="owner" title="team-&quot;platform&quot;-long"><code>team-&quot;pla…</code>'
+        in hot
     )
     cells = re.findall(r'<td class="([^"]*)">([^<]*)</td>', hot)
     assert cells == [("num", "1,000"), ("num", "50"), ("num hot", "5.00%"), ("num", "—")]
