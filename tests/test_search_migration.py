@@ -85,11 +85,21 @@ def test_the_sqlite_search_migrations_run_backwards_and_forwards(tmp_path):
     env = {**os.environ, "DASHBOARD_VAR_DIR": str(tmp_path)}
     env.pop("DATABASE_URL", None)
     manage = [sys.executable, str(Path(__file__).resolve().parents[1] / "manage.py"), "migrate"]
-    for target in ([], ["dashboard", "0003"], ["dashboard", "0001"], []):
+
+    def migrate(*target: str) -> dict[str, str]:
         subprocess.run([*manage, "-v0", *target], env=env, check=True, timeout=120)
-    database = sqlite3.connect(tmp_path / "dashboard.sqlite3")
-    schema = dict(database.execute("SELECT name, sql FROM sqlite_master"))
-    database.close()
-    # 0005: the insert trigger fires for every row; the poller sets it aside itself.
-    assert "WHEN" not in schema["dashboard_service_search_insert"]
-    assert "dashboard_service_search_paused" not in schema
+        database = sqlite3.connect(tmp_path / "dashboard.sqlite3")
+        schema = dict(database.execute("SELECT name, sql FROM sqlite_master"))
+        database.close()
+        return schema
+
+    trigger, pause = "dashboard_service_search_insert", "dashboard_service_search_paused"
+    # 0005: the insert trigger fires for every row; the poller drops it for its bulk inserts.
+    schema = migrate()
+    assert "WHEN" not in schema[trigger] and pause not in schema
+    # Back to 0003: the trigger asks the pause table again.
+    schema = migrate("dashboard", "0003")
+    assert "WHEN NOT EXISTS" in schema[trigger] and pause in schema
+    assert "dashboard_service_search" not in migrate("dashboard", "0001")
+    schema = migrate()
+    assert "WHEN" not in schema[trigger] and pause not in schema

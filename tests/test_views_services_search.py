@@ -113,13 +113,13 @@ def test_services_a_poll_inserts_are_found_like_any_other(
         assert search_index_size() == Service.objects.count()
 
 
-def test_a_poll_that_fails_while_inserting_leaves_the_insert_trigger_in_place(
+def test_it_keeps_the_insert_trigger_when_a_poll_fails_while_inserting(
     client, source, make_service, monkeypatch
 ):
     from dashboard import service_rows
     from dashboard.polling import poll_source
 
-    def broken_insert(*args):
+    def broken_insert(*args: object) -> None:
         raise RuntimeError("the disk filled up")
 
     monkeypatch.setattr(service_rows, "insert", broken_insert)
@@ -133,6 +133,8 @@ def test_a_poll_that_fails_while_inserting_leaves_the_insert_trigger_in_place(
 
 
 def search_index_size() -> int:
+    """Rows the SQLite search index holds (its own table: the FTS table itself would count the
+    service table's rows, which is its content)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM dashboard_service_search")
+        cursor.execute("SELECT COUNT(*) FROM dashboard_service_search_docsize")
         return cursor.fetchone()[0]

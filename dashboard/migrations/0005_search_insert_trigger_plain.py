@@ -3,9 +3,10 @@ pause table goes.
 
 0003 made the trigger ask the pause table, per row, whether to stand aside. But any trigger
 makes SQLite keep a statement journal for each inserted row, which copies every index page the
-row touches: with the service table's dozen indexes that still cost 4 s of a 100,000-service
-first poll. The poller now drops the trigger for its bulk insert instead, inside its snapshot's
-transaction (service_rows.bulk_inserting), so the pause has no use left.
+row touches: with the service table's dozen indexes, 95,000 rows took 4.0 s to insert with the
+trigger present, paused or not, and 1.8 s without it. The poller now drops the trigger for its
+bulk insert instead, inside its snapshot's transaction (service_rows._search_indexed_in_bulk),
+so the pause has no use left.
 """
 
 import importlib
