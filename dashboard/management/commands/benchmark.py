@@ -34,7 +34,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--services", type=int, nargs="+", default=[1000, 10000, 100000])
         parser.add_argument(
-            "--repeat", type=int, default=15, help="requests per view (0: measure the polls only)"
+            "--repeat", type=int, default=20, help="requests per view (0: measure the polls only)"
         )
         parser.add_argument(
             "--database-url", help="a PostgreSQL server to benchmark on (default: SQLite)"
