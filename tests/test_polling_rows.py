@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -105,3 +106,22 @@ def test_it_makes_a_whole_row_for_a_changed_or_new_service():
 
     assert changed == row_of(ServiceRecord.from_json(ITEM))
     assert new.state is not None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 26, 22, 51, 56, 123456, tzinfo=UTC),
+        datetime(2026, 11, 26, 22, 51, 56, tzinfo=UTC),
+        datetime(2026, 11, 26, 23, 51, 56, 5, tzinfo=timezone(timedelta(hours=1))),
+        None,
+    ],
+)
+def test_it_writes_dates_as_django_would(moment):
+    """The shortcut for UTC dates stores exactly what Django's own adapter stores."""
+    from django.db import connection
+
+    from dashboard.service_rows import _date_adapter
+
+    assert _date_adapter()(moment) == connection.ops.adapt_datetimefield_value(moment)

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 
 from dashboard.models import Service
+from dashboard.polling import poll_source
 
 
 def names(response) -> list[str]:
@@ -117,19 +118,50 @@ def test_it_keeps_the_insert_trigger_when_a_poll_fails_while_inserting(
     client, source, make_service, monkeypatch
 ):
     from dashboard import service_rows
-    from dashboard.polling import poll_source
 
     def broken_insert(*args: object) -> None:
         raise RuntimeError("the disk filled up")
 
+    schema = service_table_schema()
     monkeypatch.setattr(service_rows, "insert", broken_insert)
     run = poll_source(source)
     assert not run.ok and run.error_kind == "internal"
     assert not Service.objects.filter(source=source).exists()
+    assert service_table_schema() == schema  # the indexes dropped for the import are back
     make_service("inserted-after-the-failed-poll")
     assert found(client, "failed-poll") == ["inserted-after-the-failed-poll"]
     if connection.vendor == "sqlite":
         assert search_index_size() == 1
+
+
+def test_a_first_import_leaves_every_index_and_trigger_as_it_found_them(source, client):
+    """On SQLite the import drops the table's indexes and insert trigger and builds them again."""
+    schema = service_table_schema()
+    assert poll_source(source).ok
+    assert service_table_schema() == schema
+    # A later poll that finds new services (fewer than the table holds) keeps the indexes.
+    Service.objects.filter(pk__in=list(source.services.values_list("pk", flat=True)[:3])).delete()
+    assert poll_source(source).ok
+    assert service_table_schema() == schema
+    if connection.vendor == "sqlite":
+        assert search_index_size() == Service.objects.filter(source=source).count()
+
+
+def service_table_schema() -> list[tuple]:
+    """The service table's indexes and triggers as the database holds them."""
+    if connection.vendor != "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s ORDER BY 1",
+                [Service._meta.db_table],
+            )
+            return cursor.fetchall()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = %s ORDER BY 2",
+            [Service._meta.db_table],
+        )
+        return cursor.fetchall()
 
 
 def search_index_size() -> int:

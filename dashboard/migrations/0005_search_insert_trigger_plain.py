@@ -5,7 +5,7 @@ pause table goes.
 makes SQLite keep a statement journal for each inserted row, which copies every index page the
 row touches: with the service table's dozen indexes, 95,000 rows took 4.0 s to insert with the
 trigger present, paused or not, and 1.8 s without it. The poller now drops the trigger for its
-bulk insert instead, inside its snapshot's transaction (service_rows._search_indexed_in_bulk),
+bulk insert instead, inside its snapshot's transaction (service_rows._inserting_in_bulk),
 so the pause has no use left.
 """
 
