@@ -173,12 +173,21 @@ def test_a_status_filter_keeps_the_default_sort_on_its_index(rows, query):
 
 def test_the_status_tiles_count_from_an_index(rows):
     view, _ = parse_filter(QueryDict(""))
-    text = plan(view.counting(Service.objects.all(), list(Source.objects.all())))
+    counting = view.counting(Service.objects.all(), list(Source.objects.all()))
     if connection.vendor == "sqlite":
+        text = plan(counting)
         assert "USING INDEX service_status" in text or "COVERING INDEX service_status" in text
         assert "TEMP B-TREE" not in text, text
-    else:
-        assert "service_status" in text, text
+        return
+    # Grouped in the index's order: with a handful of rows (and statistics saying so) any
+    # index on the live rows would feed a hash aggregate just as well.
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_hashagg = off")
+        try:
+            text = plan(counting)
+        finally:
+            cursor.execute("RESET enable_hashagg")
+    assert "service_status" in text, text
 
 
 def test_a_disabled_source_does_not_turn_the_tiles_into_a_table_scan(rows):
