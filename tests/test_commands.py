@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ import pytest
 import requests
 from conftest import PROJECT_ID, TOKEN
 from django.core.management import CommandError, call_command
+from local_http import free_port
 
 from dashboard.management.commands.poll_services import poll_forever
 from dashboard.models import PollRun, Service, Source
@@ -80,12 +80,6 @@ def log_in(browser: requests.Session, base: str, username: str, password: str) -
         timeout=10,
     )
     return answer.text
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])

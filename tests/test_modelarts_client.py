@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from local_http import LocalHTTPServer, QuietHandler
+from local_http import LocalHTTPServer, QuietHandler, free_port
 
 from dashboard.modelarts import (
     KNOWN_STATUSES,
@@ -478,9 +478,7 @@ def test_it_hides_credentials_an_error_body_echoes(stub: StubAPI) -> None:
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from local_http import LocalHTTPServer, QuietHandler
+from local_http import LocalHTTPServer, QuietHandler, free_port
 
 from dashboard.modelarts import (
     APIError,
@@ -323,9 +322,7 @@ def test_it_reports_a_wrong_password_without_showing_it(iam: FakeIam, local_cloc
 
 
 def test_it_reports_an_unreachable_iam(local_clock: Clock) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
 
     with pytest.raises(TransportError) as caught:
         auth_for(f"http://127.0.0.1:{port}", local_clock).headers_for("GET", "http://m/x", {})
@@ -334,9 +331,7 @@ def test_it_reports_an_unreachable_iam(local_clock: Clock) -> None:
 
 
 def test_it_retries_an_unreachable_iam_like_an_unreachable_api(local_clock: Clock) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     auth = auth_for(f"http://127.0.0.1:{port}", local_clock)
     sleeps: list[float] = []
     client = client_for(

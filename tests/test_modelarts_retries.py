@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from local_http import LocalHTTPServer, QuietHandler
+from local_http import LocalHTTPServer, QuietHandler, free_port
 
 from dashboard.modelarts import (
     APIError,
@@ -262,9 +262,7 @@ def test_it_does_not_retry_at_all_with_one_attempt(fake_time: FakeTime) -> None:
 
 
 def test_it_retries_a_refused_connection_then_reports_it(fake_time: FakeTime) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     client = client_for(f"http://127.0.0.1:{port}", fake_time, retry=RetryPolicy(attempts=3))
 
     with pytest.raises(TransportError) as caught:

@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from local_http import free_port
 
 from dashboard import polling
 from dashboard.accounts import create_user
@@ -127,9 +127,7 @@ class CuttingGateway(SimulatorServer):
 
 
 def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def make_source(name: str, kind: str, endpoint: str, iam_endpoint: str = "") -> Source:

@@ -13,17 +13,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from local_http import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def production_env(var_dir: Path, **extra: str) -> dict[str, str]:
@@ -99,31 +92,19 @@ def test_it_serves_hashed_compressed_static_files_cached_for_a_year(served):
         assert "max-age=315360000" in answer.headers["Cache-Control"]
 
 
-def test_it_refuses_to_serve_without_a_secret_key(tmp_path):
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        (
+            [sys.executable, "-m", "gunicorn"],
+            "set SECRET_KEY to a random string of at least 50 characters",
+        ),
+        (["make", "--no-print-directory", "serve"], "make serve: set SECRET_KEY"),
+    ],
+)
+def test_it_refuses_to_serve_without_a_secret_key(tmp_path, command, says):
     env = production_env(tmp_path, DASHBOARD_BIND=f"127.0.0.1:{free_port()}")
     del env["SECRET_KEY"]
-    done = subprocess.run(
-        [sys.executable, "-m", "gunicorn"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
-    assert "set SECRET_KEY to a random string of at least 50 characters" in done.stderr
-
-
-def test_make_serve_says_which_setting_is_missing(tmp_path):
-    env = production_env(tmp_path)
-    del env["SECRET_KEY"]
-    done = subprocess.run(
-        ["make", "--no-print-directory", "serve"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode != 0
-    assert "make serve: set SECRET_KEY" in done.stderr
+    assert says in done.stderr
