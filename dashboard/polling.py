@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -37,6 +37,7 @@ from dashboard.modelarts import (
 )
 from dashboard.modelarts.auth import Auth
 from dashboard.models import (
+    SEARCHED_COLUMNS,
     SECRET_ENV_PREFIXES,
     PollRun,
     Service,
@@ -53,14 +54,13 @@ from dashboard.service_rows import (
     update_services,
     write_cache,
 )
-from dashboard.service_rows import fingerprint_of as fingerprint_of  # tests build rows with it
 
 log = logging.getLogger(__name__)
 
 # A claim outlives a crashed poller by this much at most; a live poll finishes well before.
 CLAIM_SLACK = timedelta(minutes=2)
-# The columns the service table's search reads (see _keep_searched_columns).
-SEARCHED_COLUMNS = ("service_name", "description")
+# The searched columns a poll may rewrite (a service's id never changes).
+REWRITTEN_SEARCHED_COLUMNS = tuple(c for c in SEARCHED_COLUMNS if c in STATE_COLUMNS)
 # One identity per process, so a claim names who holds it.
 POLLER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -465,18 +465,23 @@ def _settle_deltas(diff: _Changes, old: _Known) -> None:
 
 
 def _keep_searched_columns(updates: list[tuple[int, dict]]) -> None:
-    """Leave service_name and description out of the UPDATEs that would not change them.
+    """SQLite: leave service_name and description out of the UPDATEs that would not change them.
 
-    Writing a searched column, even with its old value, makes the search index re-index the row;
-    a poll mostly changes counters and status. The old texts are read for changed rows only.
+    Writing a searched column, even with its old value, fires the search index's update trigger,
+    which re-indexes the row; a poll mostly changes counters and status. The old texts are read
+    for changed rows only. (PostgreSQL's trigram indexes take a new entry for any rewritten
+    row whose counters are indexed, so the read would buy nothing there.)
     """
+    if connection.vendor != "sqlite":
+        return
     texts = {}
     pks = [pk for pk, _ in updates]
     for start in range(0, len(pks), WRITE_BATCH):
         chunk = Service.objects.filter(pk__in=pks[start : start + WRITE_BATCH])
-        texts.update((pk, rest) for pk, *rest in chunk.values_list("pk", *SEARCHED_COLUMNS))
+        columns = chunk.values_list("pk", *REWRITTEN_SEARCHED_COLUMNS)
+        texts.update((pk, rest) for pk, *rest in columns)
     for pk, values in updates:
-        for name, old in zip(SEARCHED_COLUMNS, texts.get(pk, ()), strict=False):
+        for name, old in zip(REWRITTEN_SEARCHED_COLUMNS, texts.get(pk, ()), strict=False):
             if values[name] == old:
                 del values[name]
 

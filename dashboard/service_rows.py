@@ -94,8 +94,7 @@ class RowMaker:
         self._same = {sid: ServiceRow(sid, fingerprint, None) for sid, fingerprint in stored}
 
     def __call__(self, record: ServiceRecord) -> ServiceRow:
-        canonical, stored = _encoded(record.raw)
-        fingerprint = hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
+        fingerprint, stored = _fingerprinted(record.raw)
         same = self._same.get(record.service_id)
         if same is not None and same.fingerprint == fingerprint:
             return same
@@ -103,9 +102,7 @@ class RowMaker:
 
 
 def row_of(record: ServiceRecord) -> ServiceRow:
-    canonical, stored = _encoded(record.raw)
-    fingerprint = hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
-    return _row(record, fingerprint, stored)
+    return _row(record, *_fingerprinted(record.raw))
 
 
 def _row(record: ServiceRecord, fingerprint: str, stored: str) -> ServiceRow:
@@ -129,7 +126,13 @@ def _row(record: ServiceRecord, fingerprint: str, stored: str) -> ServiceRow:
 
 
 def fingerprint_of(record: ServiceRecord) -> str:
-    return row_of(record).fingerprint
+    return _fingerprinted(record.raw)[0]
+
+
+def _fingerprinted(item: dict) -> tuple[str, str]:
+    """The item's fingerprint, and its text as stored."""
+    canonical, stored = _encoded(item)
+    return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest(), stored
 
 
 def _encoded(item: dict) -> tuple[str, str]:

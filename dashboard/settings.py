@@ -210,16 +210,17 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # year. Off by default, so the demo, the tests and a fresh checkout need no collectstatic step
 # (and can never serve a stale copy): then the source folders are served as they are.
 DASHBOARD_HASHED_STATIC = env_bool("DASHBOARD_HASHED_STATIC")
+_serve_collected = DASHBOARD_HASHED_STATIC and not DEBUG
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if DASHBOARD_HASHED_STATIC and not DEBUG
+        if _serve_collected
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
 # Without collected files, serve the source folders (the demo needs no collectstatic).
-WHITENOISE_USE_FINDERS = not DASHBOARD_HASHED_STATIC or DEBUG
+WHITENOISE_USE_FINDERS = not _serve_collected
 
 LOGGING = {
     "version": 1,

@@ -77,7 +77,7 @@ def make_service(db):
 
     from dashboard.modelarts import ServiceRecord
     from dashboard.models import Source
-    from dashboard.polling import fingerprint_of
+    from dashboard.service_rows import fingerprint_of
     from dashboard.statuses import severity
 
     counter = iter(range(1, 1_000_000))

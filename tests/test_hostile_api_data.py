@@ -152,6 +152,11 @@ class HostileFleet(Fleet):
         items = self.items(now)
         return len(items), items[query.start : query.start + query.limit]
 
+    def select_body(self, query, now: float | None = None) -> bytes:
+        total, items = self.select(query, now)
+        body = {"total_count": total, "count": len(items), "services": items}
+        return json.dumps(body, separators=(",", ":")).encode()
+
 
 def column_width(name: str) -> int:
     return Service._meta.get_field(name).max_length

@@ -101,9 +101,10 @@ def write_history(source, hours: int, step_minutes: int) -> dict:
     """A sample every step for every service over the past hours, counters rising to today's.
 
     One service in twenty flaps between running and concerning, so the detectors have work.
-    Written with plain executemany: model instances would make this take minutes.
+    Written as the poller writes history: model instances would make this take minutes.
     """
     from dashboard.models import PollRun, Service
+    from dashboard.service_rows import insert_changes, insert_samples
 
     now = timezone.now()
     steps = hours * 60 // step_minutes
@@ -114,39 +115,35 @@ def write_history(source, hours: int, step_minutes: int) -> dict:
     )
     rng = random.Random(7)
     samples = changes = 0
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic():
         for step in range(steps, 0, -1):
             at = now - timedelta(minutes=step * step_minutes)
             run = PollRun.objects.create(source=source, started_at=at, finished_at=at, ok=True)
             share = 1 - step / (steps + 1)  # counters grow towards today's values
             flap = ("running", "concerning")[step % 2]
-            stamp = connection.ops.adapt_datetimefield_value(at)
-            earlier = connection.ops.adapt_datetimefield_value(at - timedelta(minutes=step_minutes))
+            earlier = at - timedelta(minutes=step_minutes)
             rows, flips = [], []
             for pk, status, calls, failures in services:
                 flapping = pk % 20 == 0
                 failed = int((failures or 0) * share * rng.uniform(0.5, 1.5))
                 calls_then = int((calls or 0) * share)
-                rows.append((pk, run.pk, stamp, flap if flapping else status, calls_then, failed))
+                status_then = flap if flapping else status
+                rows.append((pk, run.pk, at, status_then, None, calls_then, failed))
                 if flapping:
                     other = ("concerning", "running")[step % 2]
-                    flips.append((pk, source.pk, run.pk, stamp, earlier, other, flap))
-            cursor.executemany(
-                "INSERT INTO dashboard_servicesample (service_id, poll_run_id, at, status, "
-                "invocation_times, failed_times) VALUES (%s, %s, %s, %s, %s, %s)",
-                rows,
-            )
-            cursor.executemany(
-                "INSERT INTO dashboard_statuschange (service_id, source_id, poll_run_id, at, "
-                "previous_poll_at, from_status, to_status) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                flips,
-            )
+                    flips.append((pk, source.pk, run.pk, at, earlier, other, flap, None))
+            insert_samples(rows)
+            insert_changes(flips)
             samples, changes = samples + len(rows), changes + len(flips)
     return {"hours": hours, "step_minutes": step_minutes, "samples": samples, "changes": changes}
 
 
-def render_history(r: dict, interval: int = 30) -> list[str]:
+def render_history(r: dict) -> list[str]:
     from django.conf import settings
+
+    from dashboard.models import Source
+
+    interval = Source._meta.get_field("interval_seconds").default  # a poll every 30 s
 
     per_poll = r["bytes"] / r["polls"]
     polls_per_day = DAY / interval
