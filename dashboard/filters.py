@@ -231,7 +231,7 @@ def _detector_columns(now: datetime) -> dict:
 # Derived columns shown on the page (the others are steps towards them).
 WINDOW_FIELDS = ("w_calls", "w_failures", "w_rate")
 SINCE_FIELDS = ("since_status", "since_failing")
-DETECTOR_FIELDS = ("is_stuck", "is_idle", "is_flapping")
+DETECTOR_FIELDS = tuple(f"is_{name}" for name in DETECTORS)
 
 
 @dataclass(frozen=True)
@@ -285,7 +285,7 @@ class ServiceFilter:
         them is a good part of a request's Python time.
         """
         services = services.filter(gone_at=None)
-        disabled = [source.pk for source in sources if not source.enabled]
+        disabled = disabled_ids(sources)
         if disabled:
             services = services.exclude(source_id__in=disabled)
         if self.source:
@@ -345,6 +345,10 @@ class ServiceFilter:
                 order.append(F(name).asc(nulls_last=nulls_last))
         return services.order_by(*order)
 
+    def rows(self, services: QuerySet[Service], sources: list[Source]) -> QuerySet[Service]:
+        """The view's rows, filtered and sorted, with the derived columns it shows."""
+        return self.shown(self.ordered(self.apply(services, sources)))
+
     def shown(self, services: QuerySet[Service]) -> QuerySet[Service]:
         """Select the derived columns the page shows (aliases are otherwise left out)."""
         return services.annotate(**{name: F(name) for name in self.derived()})
@@ -402,6 +406,11 @@ class ServiceFilter:
         """This view without its window (and without a sort that needs one)."""
         sort = DEFAULT_SORT if self.sort.lstrip("-") in WINDOW_SORTS else self.sort
         return self.url(window="", sort=sort, page=1)
+
+
+def disabled_ids(sources: list[Source]) -> list[int]:
+    """The sources whose services every view leaves out."""
+    return [source.pk for source in sources if not source.enabled]
 
 
 def iso_utc(moment: datetime) -> str:

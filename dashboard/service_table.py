@@ -27,17 +27,21 @@ from dashboard.templatetags.dashboard import ago, count, iso, rate
 HOT_RATE = 0.05
 
 
-def rows_html(services: Iterable[Service], *, window: bool, since: datetime | None) -> SafeString:
+def rows_html(
+    services: Iterable[Service], *, window: bool, since: datetime | None, now: datetime
+) -> SafeString:
     """The table body's rows; with a window, its three windowed columns (shown() selected
-    them); with since, the reason each changed row is highlighted."""
+    them); with since, the reason each changed row is highlighted; ages as of now."""
     detector_help = _detector_help()
     since_text = iso(since)
     return mark_safe(
-        "".join(_row(service, detector_help, window, since_text) for service in services)
+        "".join(_row(service, detector_help, window, since_text, now) for service in services)
     )
 
 
-def _row(service: Service, detector_help: dict[str, str], window: bool, since: str) -> str:
+def _row(
+    service: Service, detector_help: dict[str, str], window: bool, since: str, now: datetime
+) -> str:
     service_id = escape(service.service_id)
     link = escape(f"/services/{quote(service.service_id, safe='')}/")
     changed = _changed(service)
@@ -76,7 +80,7 @@ def _row(service: Service, detector_help: dict[str, str], window: bool, since: s
             f'<td class="owner" title="{escape(service.owner)}">'
             f"<code>{escape(truncatechars(service.owner, 10) or '—')}</code></td>",
             *numbers,
-            f"<td>{_published(service.publish_at)}</td>",
+            f"<td>{_published(service.publish_at, now)}</td>",
             "</tr>\n",
         ]
     )
@@ -111,11 +115,11 @@ def _rate(value: float | None) -> str:
     return f'<td class="{css}">{escape(rate(value))}</td>'
 
 
-def _published(moment: datetime | None) -> str:
+def _published(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "—"
     text = iso(moment)
-    return f'<time datetime="{text}" title="{text}">{ago(moment)}</time>'
+    return f'<time datetime="{text}" title="{text}">{ago(moment, now)}</time>'
 
 
 def _detected(service: Service) -> list[str]:

@@ -37,6 +37,7 @@ from dashboard.filters import (
     EventFilterForm,
     PollFilterForm,
     ServiceFilter,
+    disabled_ids,
     iso_utc,
     parse_filter,
 )
@@ -65,8 +66,9 @@ def _all_sources() -> list[Source]:
     return list(Source.objects.all())
 
 
-def _sources() -> list[Source]:
-    return [source for source in _all_sources() if source.enabled]
+def _sources(every: list[Source] | None = None) -> list[Source]:
+    """The enabled sources (of `every`, when the caller has read them already)."""
+    return [source for source in (_all_sources() if every is None else every) if source.enabled]
 
 
 def _wants_partial(request: HttpRequest) -> bool:
@@ -113,14 +115,16 @@ def _render_services(
 ) -> HttpResponse:
     view, errors = parse_filter(request.GET)
     every_source = _all_sources()
-    sources = [source for source in every_source if source.enabled]
+    sources = _sources(every_source)
     page, counts = _page(view, Service.objects.all(), every_source, empty=bool(errors))
     view = replace(view, page=page.number)  # a page past the end shows (and links) the last
     context = {
         "view": view,
         "errors": errors,
         "page": page,
-        "rows": rows_html(page.object_list, window=bool(view.window), since=view.since),
+        "rows": rows_html(
+            page.object_list, window=bool(view.window), since=view.since, now=view.now
+        ),
         "tiles": _tiles(view, counts),
         "headers": _headers(view),
         "sources": [_freshness(source) for source in sources],
@@ -164,7 +168,7 @@ def _page(
     counts = view.status_counts(services, sources)
     # The raw item and JSON fields stay unread: the table and the JSON list never show them.
     services = services.defer(*UNSHOWN)
-    rows = view.shown(view.ordered(view.apply(services, sources)))
+    rows = view.rows(services, sources)
     paginator = CountedPaginator(rows, view.per_page, count=view.count(counts))
     return paginator.get_page(view.page), counts
 
@@ -274,7 +278,7 @@ def _choices(sources: list[Source], column: str, current: str) -> list[str]:
     rather than a read of every row."""
     table = connection.ops.quote_name(Service._meta.db_table)
     name = connection.ops.quote_name(column)
-    disabled = [source.pk for source in sources if not source.enabled]
+    disabled = disabled_ids(sources)
     # Excluded, not listed, as in ServiceFilter.apply: so SQLite seeks in the column's index.
     where = "gone_at IS NULL"
     if disabled:
@@ -374,7 +378,7 @@ def services_csv(request: HttpRequest) -> HttpResponse:
         return HttpResponse(f"bad parameters: {problems}\n", status=400, content_type="text/plain")
     columns = _csv_columns(view)
     lookups = [lookup for _, lookup in columns]
-    rows = view.shown(view.ordered(view.apply(Service.objects.all(), _all_sources())))
+    rows = view.rows(Service.objects.all(), _all_sources())
     rows = rows.values_list(*lookups)
     writer = csv.writer(_Echo())
 
@@ -423,8 +427,8 @@ def api_services(request: HttpRequest) -> JsonResponse:
     if errors:
         return JsonResponse({"errors": errors}, status=400)
     every_source = _all_sources()
-    sources = [source for source in every_source if source.enabled]
-    page, _ = _page(view, Service.objects.select_related("source"), every_source, empty=False)
+    names = {source.pk: source.name for source in every_source}
+    page, _ = _page(view, Service.objects.all(), every_source, empty=False)
     return JsonResponse(
         {
             "count": page.paginator.count,
@@ -434,8 +438,8 @@ def api_services(request: HttpRequest) -> JsonResponse:
             "sort": view.sort,
             "window": view.window or None,
             "since": _iso(view.since),
-            "sources": [_source_json(s) for s in sources],
-            "services": [_service_json(s, view) for s in page.object_list],
+            "sources": [_source_json(s) for s in _sources(every_source)],
+            "services": [_service_json(s, names[s.source_id], view) for s in page.object_list],
         }
     )
 
@@ -450,9 +454,9 @@ def _source_json(source: Source) -> dict:
     }
 
 
-def _service_json(service: Service, view: ServiceFilter) -> dict:
+def _service_json(service: Service, source_name: str, view: ServiceFilter) -> dict:
     data = {
-        "source": service.source.name,
+        "source": source_name,
         "service_id": service.service_id,
         "service_name": service.service_name,
         "description": service.description,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -8,6 +9,11 @@ from dashboard.simulator import Fleet, ManualClock, SimulatorServer
 
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
 TOKEN = "test-token-5f0e2c"
+
+
+def names(response) -> list[str]:
+    """Service names in the order the table shows them."""
+    return re.findall(r'<span class="service-name">([^<]*)</span>', response.content.decode())
 
 
 @pytest.fixture

@@ -8,13 +8,10 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
+from conftest import names
 from django.utils import timezone
 
 from dashboard.models import Service, ServiceSample, StatusChange
-
-
-def names(response) -> list[str]:
-    return re.findall(r'<span class="service-name">([^<]*)</span>', response.content.decode())
 
 
 def ago(minutes: float) -> datetime:

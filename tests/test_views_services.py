@@ -4,14 +4,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import names
 from django.utils import timezone
 
 from dashboard.models import PollRun, Service, Source
-
-
-def names(response) -> list[str]:
-    """Service names in the order the table shows them."""
-    return re.findall(r'<span class="service-name">([^<]*)</span>', response.content.decode())
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import re
 from contextlib import contextmanager
 
 import pytest
+from conftest import names
 from django.db import connection
 from django.http import QueryDict
 
@@ -19,10 +20,6 @@ from dashboard.models import Service, Source
 from dashboard.views import UNSHOWN, CountedPaginator
 
 TABLE_SORTS = [key for key in SORTS if key not in WINDOW_SORTS]
-
-
-def names(response) -> list[str]:
-    return re.findall(r'<span class="service-name">([^<]*)</span>', response.content.decode())
 
 
 @pytest.fixture
@@ -144,9 +141,7 @@ def plan(queryset, *, no_sorts: bool = True) -> str:
 def page_query(query: str, *, reverse: bool = False):
     view, errors = parse_filter(QueryDict(query))
     assert not errors
-    rows = view.shown(
-        view.ordered(view.apply(Service.objects.defer(*UNSHOWN), list(Source.objects.all())))
-    )
+    rows = view.rows(Service.objects.defer(*UNSHOWN), list(Source.objects.all()))
     return (rows.reverse() if reverse else rows)[:50]
 
 

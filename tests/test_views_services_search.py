@@ -6,14 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import names
 from django.db import connection
 
 from dashboard.models import Service
 from dashboard.polling import poll_source
-
-
-def names(response) -> list[str]:
-    return re.findall(r'<span class="service-name">([^<]*)</span>', response.content.decode())
 
 
 def found(client, q: str) -> list[str]:

@@ -9,14 +9,11 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import pytest
+from conftest import names
 from django.utils import timezone
 
 from dashboard import polling
 from dashboard.models import SavedView, Service, ServiceSample, StatusChange
-
-
-def names(response) -> list[str]:
-    return re.findall(r'<span class="service-name">([^<]*)</span>', response.content.decode())
 
 
 def row_html(response, service: Service) -> str:
