@@ -63,6 +63,8 @@ loadtest: install wrk
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@# The layer contracts in pyproject.toml: a wrong arrow between packages fails here.
+	$(BIN)/lint-imports
 
 test: install-test lint
 	$(BIN)/python -m pytest

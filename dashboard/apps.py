@@ -7,6 +7,6 @@ class DashboardConfig(AppConfig):
     verbose_name = "ModelArts dashboard"
 
     def ready(self) -> None:
-        from dashboard.accounts import sync_roles
+        from dashboard.web.accounts import sync_roles
 
         post_migrate.connect(sync_roles, sender=self)

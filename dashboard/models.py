@@ -71,9 +71,12 @@ class Source(models.Model):
     interval_seconds = models.PositiveIntegerField(default=30)
     enabled = models.BooleanField(default=True)
 
-    # The poll claim: a poller owns the source until claim_expires_at (see polling.claim).
+    # The poll claim: a poller owns the source until claim_expires_at (see ingest.claims).
     claimed_by = models.CharField(max_length=160, blank=True)
     claim_expires_at = models.DateTimeField(null=True, blank=True)
+    # A page asked for a poll now ("Refresh now", or data left stale): the next poller round
+    # takes it. Web requests never poll themselves.
+    poll_requested_at = models.DateTimeField(null=True, blank=True)
 
     # Denormalised from PollRun so the freshness strip costs no aggregate query.
     last_poll_at = models.DateTimeField(null=True, blank=True)
@@ -81,7 +84,7 @@ class Source(models.Model):
     failures_since_success = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     last_poll_complete = models.BooleanField(default=True)
-    # Samples before this are thinned to hourly (see retention.thin_samples): each pruning
+    # Samples before this are thinned to hourly (see ingest.retention.thin_samples): each pruning
     # thins only what crossed the full-resolution boundary since the previous one.
     samples_thinned_until = models.DateTimeField(null=True, blank=True)
 
@@ -137,10 +140,24 @@ class Source(models.Model):
         The grace lets a running poll_services take its turn first.
         """
         now = now or timezone.now()
-        if self.claim_expires_at and self.claim_expires_at > now:
+        if self.is_polling(now):
             return False  # a poll is running: asking for another would only be refused
         grace = timedelta(seconds=max(5, self.interval_seconds // 2))
         return self.is_due(now - grace)
+
+    def is_polling(self, now: datetime | None = None) -> bool:
+        """A poller holds the source's claim (see ingest.claims)."""
+        return bool(self.claim_expires_at and self.claim_expires_at > (now or timezone.now()))
+
+    def request_poll(self, now: datetime | None = None) -> bool:
+        """Ask the pollers for a poll now; False when one was asked for already (the first
+        request's time stays, so a page can tell how long it has waited)."""
+        now = now or timezone.now()
+        pending = Source.objects.filter(pk=self.pk, poll_requested_at__isnull=True)
+        asked = bool(pending.update(poll_requested_at=now))
+        if asked:
+            self.poll_requested_at = now
+        return asked
 
 
 class SavedView(models.Model):

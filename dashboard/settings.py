@@ -76,6 +76,9 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "dashboard",
+    # Simulator, demo, benchmarks: commands for laptops and measurements (never imported by
+    # the product).
+    "dashboard.devtools",
 ]
 
 # "login" (default): Django's own users and the login page. "remote-user": trust the user
@@ -98,13 +101,13 @@ DASHBOARD_METRICS_TOKEN = env_str("DASHBOARD_METRICS_TOKEN")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "dashboard.security.ContentSecurityPolicyMiddleware",
+    "dashboard.web.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    *(["dashboard.security.ProxyUserMiddleware"] if DASHBOARD_AUTH == "remote-user" else []),
+    *(["dashboard.web.security.ProxyUserMiddleware"] if DASHBOARD_AUTH == "remote-user" else []),
     # Every page needs a login unless its view says otherwise (login, /healthz).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -112,7 +115,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 AUTHENTICATION_BACKENDS = [
-    *(["dashboard.security.ProxyUserBackend"] if DASHBOARD_AUTH == "remote-user" else []),
+    *(["dashboard.web.security.ProxyUserBackend"] if DASHBOARD_AUTH == "remote-user" else []),
     "django.contrib.auth.backends.ModelBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -162,7 +165,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "dashboard.context.navigation",
+                "dashboard.web.context.navigation",
             ],
         },
     },

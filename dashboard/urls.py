@@ -2,23 +2,23 @@ from django.contrib import admin
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from dashboard import metrics, saved_views, service_page, views
-from dashboard.accounts import ThrottledLoginView
+from dashboard.web import events, health, metrics, polls, saved_views, service_page, services
+from dashboard.web.accounts import ThrottledLoginView
 
 urlpatterns = [
-    path("", views.service_list, name="services"),
-    path("refresh/", views.refresh, name="refresh"),
-    path("api/services", views.api_services, name="api-services"),
-    path("services.csv", views.services_csv, name="services-csv"),
-    path("polls/", views.poll_list, name="polls"),
+    path("", services.service_list, name="services"),
+    path("refresh/", services.refresh, name="refresh"),
+    path("api/services", services.api_services, name="api-services"),
+    path("services.csv", services.services_csv, name="services-csv"),
+    path("polls/", polls.poll_list, name="polls"),
     path("services/<str:service_id>/", service_page.service_detail, name="service"),
-    path("events/", views.event_list, name="events"),
-    path("api/events", views.api_events, name="api-events"),
+    path("events/", events.event_list, name="events"),
+    path("api/events", events.api_events, name="api-events"),
     path("views/", saved_views.saved_view_list, name="saved-views"),
     path("views/save", saved_views.save_view, name="save-view"),
     path("views/<slug:slug>/delete", saved_views.delete_view, name="delete-view"),
     path("v/<slug:slug>", saved_views.open_saved_view, name="open-view"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
     path("metrics", metrics.metrics, name="metrics"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),

@@ -8,6 +8,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
 
 application = get_wsgi_application()
 
-from dashboard.security import require_production_secret_key  # noqa: E402 (needs settings)
+from dashboard.web.security import require_production_secret_key  # noqa: E402 (needs settings)
 
 require_production_secret_key()

@@ -2,10 +2,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from dashboard.simulator import Fleet, ManualClock, SimulatorServer
+from dashboard.devtools.simulator import Fleet, ManualClock, SimulatorServer
+
+# The project's root, its manage.py, and the API's documented bodies.
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = ROOT / "manage.py"
+EXAMPLES = ROOT / "tests" / "data" / "modelarts"
 
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
 TOKEN = "test-token-5f0e2c"
@@ -55,7 +61,7 @@ def source(db, simulator: SimulatorServer, monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture
 def polled(source, clock: ManualClock):
     """One successful poll of the simulated fleet."""
-    from dashboard.polling import poll_source
+    from dashboard.ingest.poll import poll_source
 
     run = poll_source(source)
     assert run.ok, run.error_message
@@ -81,9 +87,9 @@ def make_service(db):
     """Services written straight to the database, for exact filter and sort tests."""
     from datetime import UTC, datetime, timedelta
 
+    from dashboard.ingest.rows import RowMaker
     from dashboard.modelarts import ServiceRecord
     from dashboard.models import Source
-    from dashboard.service_rows import fingerprint_of
     from dashboard.statuses import severity
 
     counter = iter(range(1, 1_000_000))
@@ -113,7 +119,7 @@ def make_service(db):
             "publish_at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=n),
             "first_seen_at": datetime(2026, 1, 2, tzinfo=UTC),
             "raw": item,
-            "fingerprint": fingerprint_of(ServiceRecord.from_json(item)),
+            "fingerprint": RowMaker(())(ServiceRecord.from_json(item)).fingerprint,
         }
         values.update(fields)
         return source.services.create(service_id=item["service_id"], **values)
@@ -132,7 +138,7 @@ def fast_password_hashing(settings):
 
 @pytest.fixture
 def operator(db):
-    from dashboard.accounts import create_user
+    from dashboard.web.accounts import create_user
 
     return create_user("ops", OPERATOR_PASSWORD, "operator")
 

@@ -1,7 +1,7 @@
 """AK/SK request signing, SDK-HMAC-SHA256 (API.md §3b), for both ends of a request.
 
-The client signs with sign_headers; a server (the simulator) checks with check_signature, or
-rebuilds the pieces with parse_authorization and canonical_request. Every function is pure.
+The client signs with sign_headers; a server (the simulator) checks a request by rebuilding
+the pieces with parse_authorization, canonical_request and sign. Every function is pure.
 """
 
 from __future__ import annotations
@@ -154,22 +154,6 @@ def sign_headers(
     names = signed_header_names(headers)
     hex_signature = sign(method, url, headers, body, sk, names)
     return {**headers, "Authorization": authorization(ak, names, hex_signature)}
-
-
-def check_signature(
-    method: str, url: str, headers: Mapping[str, str], body: bytes, sk: str
-) -> bool:
-    """Whether the Authorization header received is right for this request and SK.
-
-    Raises SignatureError when there is nothing to check (no or a malformed Authorization
-    header, a signed header missing); a server answers both with its signature error.
-    """
-    value = _header(headers, "Authorization")
-    if value is None:
-        raise SignatureError("the request has no Authorization header")
-    _, names, received = parse_authorization(value)
-    expected = sign(method, url, headers, body, sk, names)
-    return hmac.compare_digest(expected, received)
 
 
 def format_sdk_date(timestamp: float) -> str:

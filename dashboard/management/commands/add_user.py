@@ -9,7 +9,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard.accounts import ROLES, create_user
+from dashboard.web.accounts import ROLES, create_user
 
 
 class Command(BaseCommand):

@@ -2,77 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import signal
 import threading
-import time
-from collections.abc import Callable
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import close_old_connections
-from django.utils import timezone
 
-from dashboard import polling
-from dashboard.models import PollRun, Source
-from dashboard.retention import prune_history
-from dashboard.sources import sync_env_source
-
-TICK_SECONDS = 0.5
-ERROR_PAUSE_SECONDS = 5
-PRUNE_EVERY_SECONDS = 3600
-log = logging.getLogger(__name__)
-
-
-def enabled_sources(name: str | None) -> list[Source]:
-    sources = Source.objects.filter(enabled=True)
-    return list(sources.filter(name=name) if name else sources)
-
-
-def describe(run: PollRun) -> str:
-    if run.ok:
-        note = "" if run.complete else " (incomplete)"
-        return (
-            f"{run.source.name}: {run.fetched_count} services{note}, {run.created_count} new, "
-            f"{run.updated_count} changed, {run.gone_count} gone in {run.duration_ms} ms"
-        )
-    return f"{run.source.name}: poll failed ({run.error_kind}): {run.error_message}"
-
-
-def poll_forever(
-    stop: threading.Event, report: Callable[[str], None], *, source_name: str | None = None
-) -> None:
-    """Poll each source whenever it is due, until `stop` is set.
-
-    Sleeps in short steps so a stop is quick. Several pollers may run at once: each poll
-    claims its source in the database first, due-check included, so none is polled twice.
-    """
-    next_prune = time.monotonic()
-    while not stop.is_set():
-        try:
-            _poll_due(stop, report, source_name)
-            if time.monotonic() >= next_prune:
-                # Every poller prunes now and then; deletes of the same old rows are harmless.
-                prune_history()
-                next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-        except Exception:
-            # The outermost loop: a database restart or a lock timeout must not end the
-            # poller; it says so in the log and tries again on the next round.
-            log.exception("polling round failed; retrying")
-            stop.wait(ERROR_PAUSE_SECONDS)
-        stop.wait(TICK_SECONDS)
-
-
-def _poll_due(stop: threading.Event, report: Callable[[str], None], name: str | None) -> None:
-    close_old_connections()
-    now = timezone.now()
-    for source in enabled_sources(name):
-        if stop.is_set():
-            return
-        # Busy: another poller has it, or has just polled it.
-        if source.is_due(now):
-            with contextlib.suppress(polling.SourceBusy):
-                report(describe(polling.poll_source(source, only_if_due=True)))
+from dashboard.ingest import poll as polling
+from dashboard.ingest.scheduler import describe, enabled_sources, poll_forever
+from dashboard.ingest.sources import sync_env_source
+from dashboard.models import Source
 
 
 class Command(BaseCommand):

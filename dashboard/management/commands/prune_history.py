@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard.retention import prune_history
+from dashboard.ingest.retention import prune_history
 
 
 class Command(BaseCommand):

@@ -1,0 +1,250 @@
+"""The service table's query: a validated filter → filtered, sorted rows and their counts.
+
+Every view of the table is a URL (see web.params); this is what such a view selects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.core.paginator import Page, Paginator
+from django.db import connection
+from django.db.models import (
+    Count,
+    F,
+    Q,
+    QuerySet,
+)
+from django.utils import timezone
+
+from dashboard.models import Service, Source
+from dashboard.queries.detectors import DETECTOR_FIELDS, detector_columns
+from dashboard.queries.search import search
+from dashboard.queries.sources import disabled_ids, visible
+from dashboard.queries.windows import (
+    SINCE_FIELDS,
+    WINDOW_FIELDS,
+    WINDOWS,
+    since_columns,
+    window_columns,
+)
+from dashboard.statuses import severity
+
+# Sort keys in the URL → columns, each with id as the tie-breaker so pages never overlap.
+SORTS: dict[str, tuple[str, ...]] = {
+    "name": ("service_name", "id"),
+    "status": ("severity", "service_name", "id"),
+    "type": ("infer_type", "id"),
+    "owner": ("owner", "id"),
+    "calls": ("invocation_times", "id"),
+    "failures": ("failed_times", "id"),
+    "rate": ("failure_rate", "id"),
+    "delta": ("calls_delta", "id"),
+    "published": ("publish_at", "id"),
+    # Over the window (?window=…); a leading "-" on a column reverses it against the sort.
+    "wcalls": ("w_calls", "id"),
+    "wfailures": ("w_failures", "id"),
+    "wrate": ("w_rate", "id"),
+    "failing": ("-w_rank_rate", "severity", "service_name", "id"),
+}
+
+# Columns that may be NULL: they sort NULLS LAST, the others plainly, so that each ORDER BY
+# reads its index as stored (an index scan cannot skip NULLs it does not hold).
+NULLABLE = frozenset(
+    {f.column for f in Service._meta.concrete_fields if f.null}
+    | {"w_calls", "w_failures", "w_rate", "w_rank_rate"}
+)
+
+WINDOW_SORTS = ("wcalls", "wfailures", "wrate", "failing")
+
+DEFAULT_SORT = "status"
+
+# With a window, the table opens on what is failing now.
+DEFAULT_WINDOW_SORT = "failing"
+
+PAGE_SIZES = (25, 50, 100, 200)
+
+DEFAULT_PAGE_SIZE = 50
+
+
+def default_sort(window: str) -> str:
+    return DEFAULT_WINDOW_SORT if window else DEFAULT_SORT
+
+
+@dataclass(frozen=True)
+class ServiceFilter:
+    statuses: tuple[str, ...] = ()
+    infer_type: str = ""
+    owner: str = ""
+    source: str = ""
+    q: str = ""
+    sort: str = DEFAULT_SORT
+    page: int = 1
+    per_page: int = DEFAULT_PAGE_SIZE
+    window: str = ""
+    since: datetime | None = None
+    detect: tuple[str, ...] = ()
+    # One clock for every query of a request, so counts, rows and windows agree.
+    now: datetime = field(default_factory=timezone.now, compare=False, repr=False)
+
+    def derived(self) -> tuple[str, ...]:
+        """The computed columns this view shows (see shown())."""
+        window = WINDOW_FIELDS if self.window else ()
+        since = SINCE_FIELDS if self.since else ()
+        return (*window, *since, *DETECTOR_FIELDS)
+
+    def _aliases(self) -> dict:
+        columns = detector_columns(self.now)
+        if self.window:
+            columns |= window_columns(self.now - WINDOWS[self.window])
+        if self.since:
+            columns |= since_columns(self.since)
+        return columns
+
+    def apply(
+        self,
+        services: QuerySet[Service],
+        sources: list[Source],
+        *,
+        with_status: bool = True,
+        with_columns: bool = True,
+    ) -> QuerySet:
+        """Filter (not sort) the services; tiles count with every filter but status.
+
+        `sources` are every source, read once per request (see sources.visible()).
+
+        Windowed numbers and detectors are aliases: correlated subqueries, so any page costs
+        the same few queries, and SQL computes them only where a filter, sort or shown() uses
+        them. A count needs them only to filter by a detector (with_columns=False): building
+        them is a good part of a request's Python time.
+        """
+        services = visible(services, sources)
+        if self.source:
+            named = [source.pk for source in sources if source.name == self.source]
+            services = services.filter(source_id__in=named)
+        if with_columns or self.detect:
+            services = services.alias(**self._aliases())
+        if self.detect:
+            wanted = Q()
+            for name in self.detect:
+                wanted |= Q(**{f"is_{name}": True})
+            services = services.filter(wanted)
+        if with_status and self.statuses:
+            # Severity follows from status: saying so lets the default sort's index serve it.
+            wanted_severities = sorted({severity(status) for status in self.statuses})
+            services = services.filter(status__in=self.statuses, severity__in=wanted_severities)
+        if self.infer_type:
+            services = services.filter(infer_type=self.infer_type)
+        if self.owner:
+            services = services.filter(owner=self.owner)
+        if self.q:
+            services = services.filter(search(self.q))
+        return services
+
+    def ordered(self, services: QuerySet[Service]) -> QuerySet[Service]:
+        descending = self.sort.startswith("-")
+        order = []
+        for column in SORTS[self.sort.lstrip("-")]:
+            name = column.lstrip("-")
+            # NULLs (unknown) go last either way: they are never what anyone is looking for.
+            nulls_last = True if name in NULLABLE else None
+            if descending != column.startswith("-"):
+                order.append(F(name).desc(nulls_last=nulls_last))
+            else:
+                order.append(F(name).asc(nulls_last=nulls_last))
+        return services.order_by(*order)
+
+    def rows(self, services: QuerySet[Service], sources: list[Source]) -> QuerySet[Service]:
+        """The view's rows, filtered and sorted, with the derived columns it shows."""
+        return self.shown(self.ordered(self.apply(services, sources)))
+
+    def shown(self, services: QuerySet[Service]) -> QuerySet[Service]:
+        """Select the derived columns the page shows (aliases are otherwise left out)."""
+        return services.annotate(**{name: F(name) for name in self.derived()})
+
+    def status_counts(self, services: QuerySet[Service], sources: list[Source]) -> dict[str, int]:
+        """Services per status under every filter but status: the tiles, and (summed over the
+        chosen statuses) the table's count, from one query."""
+        return {row["status"]: row["n"] for row in self.counting(services, sources)}
+
+    def counting(self, services: QuerySet[Service], sources: list[Source]) -> QuerySet:
+        """The query behind status_counts(): the service_status index answers it unfiltered."""
+        rows = self.apply(services, sources, with_status=False, with_columns=False)
+        return rows.values("status").annotate(n=Count("*")).order_by()
+
+    def count(self, status_counts: dict[str, int]) -> int:
+        """The number of rows this view has, from its status_counts()."""
+        if not self.statuses:
+            return sum(status_counts.values())
+        return sum(status_counts.get(status, 0) for status in self.statuses)
+
+    def is_filtered(self) -> bool:
+        return bool(
+            self.statuses or self.infer_type or self.owner or self.source or self.q or self.detect
+        )
+
+
+# Columns neither the table nor /api/services shows (the service page reads them).
+UNSHOWN = ("raw", "additional_properties", "schedule")
+# The owner and type choice lists: at most this many values.
+CHOICES_MAX = 200
+
+
+def page_of(view: ServiceFilter, sources: list[Source], *, empty: bool) -> tuple[Page, dict]:
+    """One page of the view, and its services per status (the tiles), in two queries."""
+    services = Service.objects.all()
+    if empty:
+        return Paginator(services.none(), view.per_page).get_page(1), {}
+    counts = view.status_counts(services, sources)
+    # The raw item and JSON fields stay unread: the table and the JSON list never show them.
+    rows = view.rows(services.defer(*UNSHOWN), sources)
+    paginator = CountedPaginator(rows, view.per_page, count=view.count(counts))
+    return paginator.get_page(view.page), counts
+
+
+class CountedPaginator(Paginator):
+    """A paginator told its count (the tiles' query has it already) that reads a page past the
+    middle from the far end, in the reverse order: OFFSET skips rows one by one, so the last
+    page would otherwise cost a walk through the whole index."""
+
+    def __init__(self, rows: QuerySet, per_page: int, *, count: int):
+        super().__init__(rows, per_page)
+        self.known_count = count
+
+    @property
+    def count(self) -> int:
+        return self.known_count
+
+    def page(self, number: int | str) -> Page:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = min(bottom + self.per_page, self.count)
+        if bottom <= self.count - top:
+            return self._get_page(self.object_list[bottom:top], number, self)
+        rows = list(self.object_list.reverse()[self.count - top : self.count - bottom])
+        return self._get_page(rows[::-1], number, self)
+
+
+def choices(sources: list[Source], column: str, current: str) -> list[str]:
+    """The distinct values of a column in the visible services, by a loose index scan: one
+    seek in the column's index per value (a fleet has a handful of owners and types), rather
+    than a read of every row."""
+    table = connection.ops.quote_name(Service._meta.db_table)
+    name = connection.ops.quote_name(column)
+    disabled = disabled_ids(sources)
+    # Excluded, not listed, as in visible(): so SQLite seeks in the column's index.
+    where = "gone_at IS NULL"
+    if disabled:
+        where += f" AND source_id NOT IN ({', '.join(['%s'] * len(disabled))})"
+    step = f"SELECT {name} FROM {table} WHERE {where} AND {name} > %s ORDER BY {name} LIMIT 1"
+    sql = (
+        f"WITH RECURSIVE seen(value, n) AS (SELECT ({step}), 1 UNION ALL "
+        f"SELECT ({step.replace('> %s', '> seen.value')}), n + 1 FROM seen "
+        f"WHERE seen.value IS NOT NULL AND n < {CHOICES_MAX}) "
+        "SELECT value FROM seen WHERE value IS NOT NULL"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*disabled, "", *disabled])
+        values = [row[0] for row in cursor.fetchall()]
+    # A bookmarked value no longer present stays selectable, so the form doesn't drop it.
+    return values if not current or current in values else [current, *values]

@@ -1,0 +1,344 @@
+"""The service table (/), its exports (/services.csv, /api/services) and "Refresh now"."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page
+from django.db import DatabaseError
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from dashboard.models import Service, Source
+from dashboard.queries.detectors import DETECTORS
+from dashboard.queries.freshness import freshness
+from dashboard.queries.services import (
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_SORT,
+    DEFAULT_WINDOW_SORT,
+    PAGE_SIZES,
+    UNSHOWN,
+    choices,
+    page_of,
+)
+from dashboard.queries.sources import all_sources, enabled
+from dashboard.queries.windows import WINDOWS
+from dashboard.statuses import ALERTING, STYLES, style_for
+from dashboard.web.columns import Column, Row, columns_for
+from dashboard.web.format import iso_utc
+from dashboard.web.htmx import render_page, wants_partial
+from dashboard.web.params import ServiceView, parse_filter
+from dashboard.web.table import rows_html
+
+log = logging.getLogger(__name__)
+# "Refresh now" asks for a poll at most this often per source, however fast anyone clicks.
+REFRESH_MIN_GAP = 5
+# While a requested poll is pending, the table looks for its result this often (seconds).
+PENDING_REFRESH_SECONDS = 2
+
+
+@require_GET
+def service_list(request: HttpRequest) -> HttpResponse:
+    return _render_services(request)
+
+
+@require_POST
+def refresh(request: HttpRequest) -> HttpResponse:
+    """Ask the pollers to poll every shown source now (a click), or only the overdue ones (an
+    open page whose data went stale). The request never polls itself: a poll of a large source
+    could outlive the web worker's timeout.
+
+    Any signed-in user's page may ask for an overdue poll (that keeps data fresh between
+    scheduled polls); polling on demand is the operator's right.
+    """
+    only_if_due = request.POST.get("due") == "1"
+    if not only_if_due and not request.user.has_perm("dashboard.refresh_source"):
+        raise PermissionDenied("Polling on demand needs the operator role.")
+    notes = []
+    for source in enabled(all_sources()):
+        try:
+            notes.append(_ask_for_poll(source, only_if_due=only_if_due))
+        except DatabaseError:
+            # The poller holds the write lock for a long moment, say; the page stays usable.
+            log.warning("poll request for %s could not be saved", source.name, exc_info=True)
+            notes.append(f"{source.name}: the database is busy, try again in a moment")
+    if not request.htmx:
+        return redirect(parse_filter(request.GET)[0].url())
+    # The answer to a refresh never asks for another one: no loops, whatever happened.
+    notes = [note for note in notes if note]
+    return _render_services(request, notes=notes, partial=True, may_ask_for_poll=False)
+
+
+def _ask_for_poll(source: Source, *, only_if_due: bool) -> str:
+    """Record a request for a poll of the source; what to tell the user about it."""
+    now = timezone.now()
+    if source.is_polling(now):
+        return f"{source.name}: a poll is already running"
+    if only_if_due:
+        if source.is_overdue(now):
+            source.request_poll(now)
+        return ""
+    if source.last_poll_at and (now - source.last_poll_at).total_seconds() < REFRESH_MIN_GAP:
+        return f"{source.name}: polled {int((now - source.last_poll_at).total_seconds())} s ago"
+    source.request_poll(now)
+    return f"{source.name}: poll requested"
+
+
+def _render_services(
+    request: HttpRequest,
+    *,
+    notes: list[str] | None = None,
+    partial: bool | None = None,
+    may_ask_for_poll: bool = True,
+) -> HttpResponse:
+    view, errors = parse_filter(request.GET)
+    every_source = all_sources()
+    sources = enabled(every_source)
+    page, counts = page_of(view, every_source, empty=bool(errors))
+    view = replace(view, page=page.number)  # a page past the end shows (and links) the last
+    columns = columns_for(window=view.window, since=view.since)
+    pending = any(source.poll_requested_at for source in sources)
+    context = {
+        "view": view,
+        "errors": errors,
+        "page": page,
+        "rows": rows_html(
+            page.object_list,
+            columns,
+            source_names={source.pk: source.name for source in every_source},
+            since=view.since,
+            now=view.now,
+        ),
+        "tiles": _tiles(view, counts),
+        "headers": _headers(view, columns),
+        "sources": [freshness(source, view.now) for source in sources],
+        "needs_poll": may_ask_for_poll
+        and any(source.is_overdue() and not source.poll_requested_at for source in sources),
+        "chips": _chips(view),
+        "pager": _pager(view, page),
+        "status_names": list(STYLES),
+        "page_sizes": PAGE_SIZES,
+        "windows": list(WINDOWS),
+        "detectors": DETECTORS,
+        "since_param": iso_utc(view.since) or "",
+        "defaults": {
+            "sort": DEFAULT_SORT,
+            "window_sort": DEFAULT_WINDOW_SORT,
+            "per_page": str(DEFAULT_PAGE_SIZE),
+        },
+        "notes": notes or [],
+        # A requested poll's result is looked for soon, not at the next regular refresh.
+        "refresh_seconds": PENDING_REFRESH_SECONDS
+        if pending
+        else settings.DASHBOARD_REFRESH_SECONDS,
+        "query": view.query_string(),
+        "url": view.url(),
+        # Exports carry the filters and the sort, never the page: they hold every row.
+        "export_query": view.query_string(page=1, per_page=DEFAULT_PAGE_SIZE),
+        "section": "services",
+    }
+    partial = wants_partial(request) if partial is None else partial
+    if not partial:  # the filter form: the partial (an auto-refresh, say) leaves it in place
+        context["owners"] = choices(every_source, "owner", view.owner)
+        context["infer_types"] = choices(every_source, "infer_type", view.infer_type)
+    return render_page(
+        request,
+        "dashboard/services.html",
+        "dashboard/_services.html",
+        context,
+        status=400 if errors else 200,
+        as_partial=partial,
+    )
+
+
+def _tiles(view: ServiceView, counts: dict[str, int]) -> list[dict]:
+    tiles = []
+    for status, count in sorted(counts.items(), key=lambda item: style_for(item[0]).severity):
+        selected = status in view.statuses
+        others = [s for s in view.statuses if s != status]
+        style = style_for(status)
+        tiles.append(
+            {
+                "count": count,
+                "style": style,
+                "loud": status in ALERTING or style.tone == "unknown",
+                "selected": selected,
+                # A tile toggles its status in the filter; the page goes back to 1.
+                "url": view.url(status=others if selected else [*view.statuses, status], page=1),
+            }
+        )
+    return tiles
+
+
+def _headers(view: ServiceView, columns: list[Column]) -> list[dict]:
+    # "Failing now" is the windowed rate, descending (then the most severe status first).
+    sort = "-wrate" if view.sort == "failing" else view.sort
+    headers = []
+    for column in columns:
+        if column.cell is None:
+            continue
+        key = column.sort
+        current = sort.lstrip("-") == key
+        descending = sort.startswith("-")
+        # Numbers sort biggest first on the first click: that is what people look for.
+        first = f"-{key}" if column.numeric else key
+        next_sort = (key if descending else f"-{key}") if current else first
+        headers.append(
+            {
+                "label": column.label.format(window=view.window),
+                "numeric": column.numeric,
+                "aria_sort": ("descending" if descending else "ascending") if current else "none",
+                "url": view.url(sort=next_sort, page=1),
+            }
+        )
+    return headers
+
+
+def _chips(view: ServiceView) -> list[dict]:
+    """Each active filter as a link that removes just that filter."""
+    chips = [
+        {
+            "label": f"status: {s}",
+            "url": view.url(status=[x for x in view.statuses if x != s], page=1),
+        }
+        for s in view.statuses
+    ]
+    for name, label in (
+        ("infer_type", "type"),
+        ("owner", "owner"),
+        ("source", "source"),
+        ("q", "search"),
+    ):
+        value = getattr(view, name)
+        if value:
+            chips.append({"label": f"{label}: {value}", "url": view.url(**{name: "", "page": 1})})
+    if view.window:
+        chips.append({"label": f"window: {view.window}", "url": view.without_window()})
+    if view.since:
+        label = f"changed since: {iso_utc(view.since)}"
+        chips.append({"label": label, "url": view.url(since=None, page=1)})
+    for name in view.detect:
+        others = [d for d in view.detect if d != name]
+        chips.append({"label": f"detect: {name}", "url": view.url(detect=others, page=1)})
+    return chips
+
+
+def _pager(view: ServiceView, page: Page) -> dict[str, str]:
+    last = page.paginator.num_pages
+    return {
+        "first": view.url(page=1),
+        "prev": view.url(page=max(1, page.number - 1)),
+        "next": view.url(page=min(last, page.number + 1)),
+        "last": view.url(page=last),
+    }
+
+
+CSV_CHUNK = 2000
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@require_GET
+def services_csv(request: HttpRequest) -> HttpResponse:
+    """Every row of the current filtered, sorted view (not just one page), streamed."""
+    view, errors = parse_filter(request.GET)
+    if errors:
+        problems = "; ".join(f"{name}: {' '.join(m)}" for name, m in errors.items())
+        return HttpResponse(f"bad parameters: {problems}\n", status=400, content_type="text/plain")
+    every_source = all_sources()
+    names = {source.pk: source.name for source in every_source}
+    columns = columns_for(window=view.window, since=view.since)
+    rows = view.rows(Service.objects.defer(*UNSHOWN), every_source)
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow([column.name for column in columns])
+        # iterator(): rows are read in chunks, so 100,000 services never sit in memory at once.
+        for service in rows.iterator(chunk_size=CSV_CHUNK):
+            row = Row(names[service.source_id], "", view.now, {})
+            yield writer.writerow([_csv_cell(column.value(service, row)) for column in columns])
+
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="modelarts-services-{stamp}.csv"'
+    return response
+
+
+class _Echo:
+    """csv.writer wants a file; handing each line straight back lets the response stream it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value  # shown as text, never evaluated
+    return value
+
+
+@require_GET
+def api_services(request: HttpRequest) -> JsonResponse:
+    """The table's current view as JSON: same parameters, same rows, same order."""
+    view, errors = parse_filter(request.GET)
+    if errors:
+        return JsonResponse({"errors": errors}, status=400)
+    every_source = all_sources()
+    names = {source.pk: source.name for source in every_source}
+    page, _ = page_of(view, every_source, empty=False)
+    columns = [c for c in columns_for(window=view.window, since=view.since) if c.json_path[0]]
+    return JsonResponse(
+        {
+            "count": page.paginator.count,
+            "page": page.number,
+            "pages": page.paginator.num_pages,
+            "per_page": view.per_page,
+            "sort": view.sort,
+            "window": view.window or None,
+            "since": iso_utc(view.since),
+            "sources": [source_json(s) for s in enabled(every_source)],
+            "services": [
+                _service_json(service, Row(names[service.source_id], "", view.now, {}), columns)
+                for service in page.object_list
+            ],
+        }
+    )
+
+
+def source_json(source: Source) -> dict:
+    return {
+        "name": source.name,
+        "last_success_at": iso_utc(source.last_success_at),
+        "last_poll_at": iso_utc(source.last_poll_at),
+        "stale": source.is_stale(),
+        "last_error": source.last_error or None,
+    }
+
+
+def _service_json(service: Service, row: Row, columns: list[Column]) -> dict:
+    data: dict = {}
+    for column in columns:
+        *parents, key = column.json_path
+        into = data
+        for parent in parents:
+            into = into.setdefault(parent, {})
+        value = column.value(service, row)
+        into[key] = iso_utc(value) if isinstance(value, datetime) else value
+    return data
