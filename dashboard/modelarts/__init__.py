@@ -1,9 +1,23 @@
-"""Client for the Huawei Cloud ModelArts service-list API; usable without Django."""
+"""Client for the Huawei Cloud ModelArts service-list and per-service APIs; usable without
+Django."""
 
 from __future__ import annotations
 
 from .auth import AkSkAuth, IamPasswordAuth, NoAuth, TokenAuth
 from .client import ModelArtsClient
+from .detail import (
+    ENV_VALUE_HIDDEN,
+    EVENT_TYPES,
+    EventPage,
+    ModelConfig,
+    ModelMonitor,
+    Monitor,
+    NodeResult,
+    ServiceDetail,
+    ServiceEvent,
+    UpdateLog,
+    UpdateLogs,
+)
 from .errors import (
     APIError,
     AuthError,
@@ -11,6 +25,7 @@ from .errors import (
     InvalidQueryError,
     ModelArtsError,
     ResponseError,
+    ServiceNotFound,
     SignatureError,
     TransportError,
 )
@@ -27,6 +42,8 @@ from .records import (
 from .retry import RetryPolicy
 
 __all__ = [
+    "ENV_VALUE_HIDDEN",
+    "EVENT_TYPES",
     "KNOWN_INFER_TYPES",
     "KNOWN_STATUSES",
     "SORT_FIELDS",
@@ -34,14 +51,22 @@ __all__ = [
     "AkSkAuth",
     "AuthError",
     "DeadlineError",
+    "EventPage",
     "IamPasswordAuth",
     "InvalidQueryError",
     "ModelArtsClient",
     "ModelArtsError",
+    "ModelConfig",
+    "ModelMonitor",
+    "Monitor",
     "NoAuth",
+    "NodeResult",
     "ResponseError",
     "RetryPolicy",
     "Schedule",
+    "ServiceDetail",
+    "ServiceEvent",
+    "ServiceNotFound",
     "ServicePage",
     "ServiceQuery",
     "ServiceRecord",
@@ -49,4 +74,6 @@ __all__ = [
     "SignatureError",
     "TokenAuth",
     "TransportError",
+    "UpdateLog",
+    "UpdateLogs",
 ]

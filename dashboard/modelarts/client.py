@@ -7,20 +7,27 @@ import logging
 import random
 import re
 import time
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from datetime import datetime
+from typing import TypeVar
+from urllib.parse import quote, urlsplit
 
 import requests
 
 from .auth import SECRET_HEADERS, Auth, Renewable
+from .detail import EVENTS_LIMIT, EventPage, Monitor, ServiceDetail, UpdateLogs, event_params
 from .errors import (
+    SERVICE_NOT_FOUND,
     APIError,
+    AuthError,
     DeadlineError,
     InvalidQueryError,
     ModelArtsError,
     ResponseError,
+    ServiceNotFound,
     TransportError,
     excerpt,
 )
@@ -42,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 OFFSET_MODES = ("page", "record")
 _PROJECT_ID = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+MAX_SERVICE_ID = 256
+Parsed = TypeVar("Parsed")
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,8 @@ class _Deadline:
 
 
 class ModelArtsClient:
-    """Reads GET /v1/{project_id}/services of one ModelArts endpoint.
+    """Reads GET /v1/{project_id}/services of one ModelArts endpoint, and the per-service APIs
+    under it: one service's detail, events, monitoring figures and update logs.
 
     Construction errors are InvalidQueryError (a ValueError), like every other bad argument.
     Everything a call raises is a ModelArtsError.
@@ -126,6 +136,52 @@ class ModelArtsClient:
     def get_service_list(self, **sdk_kwargs: str | int | None) -> ServicePage:
         """list_services with the parameter names of the SDK's Predictor.get_service_list."""
         return self.list_services(ServiceQuery.from_sdk(**sdk_kwargs))
+
+    def get_service(self, service_id: str, *, deadline: float | None = None) -> ServiceDetail:
+        """ShowService: one service's state, error_msg and models (their env names only).
+
+        ServiceNotFound if ModelArts does not know the service (any more). deadline, here and
+        in the other per-service calls, is a time.monotonic() value as for fetch_all.
+        """
+        return self._detail(
+            service_id, "", [], deadline, lambda body: ServiceDetail.from_json(body, owned=True)
+        )
+
+    def list_events(
+        self,
+        service_id: str,
+        *,
+        event_type: str | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        offset: int = 0,
+        limit: int = EVENTS_LIMIT,
+        order: str | None = None,
+        deadline: float | None = None,
+    ) -> EventPage:
+        """One page of ModelArts' event log of a service (API.md §2.3), newest first by default.
+
+        event_type is normal or abnormal; start_time and end_time must be timezone-aware.
+        offset is sent as given: like the list's, the docs call it the "start page".
+        """
+        params = event_params(
+            event_type=event_type,
+            start_time=start_time,
+            end_time=end_time,
+            offset=offset,
+            limit=limit,
+            order=order,
+        )
+        return self._detail(service_id, "events", params, deadline, EventPage.from_json)
+
+    def get_monitor(self, service_id: str, *, deadline: float | None = None) -> Monitor:
+        """Instances running against those asked for, requests per minute, each model's use."""
+        return self._detail(service_id, "monitor", [], deadline, Monitor.from_json)
+
+    def list_update_logs(self, service_id: str, *, deadline: float | None = None) -> UpdateLogs:
+        """The deployment history of a service: each update's result and models (env names
+        only)."""
+        return self._detail(service_id, "logs", [], deadline, UpdateLogs.from_json)
 
     def fetch_all(
         self,
@@ -202,11 +258,42 @@ class ModelArtsClient:
         return _Deadline(at=float(deadline), seconds=max(0.0, deadline - self._monotonic()))
 
     def _list(self, query: ServiceQuery, *, page: int, deadline: _Deadline | None) -> ServicePage:
-        body = self._get_json(self._services_url(query), page=page, deadline=deadline)
+        body = self._get_json(self._services_url(query), what=f"page {page}", deadline=deadline)
         try:
             return ServicePage.from_json(body, owned=True)
         except ResponseError as exc:
             raise ResponseError(f"{self._host} sent an unusable service list: {exc}") from exc
+
+    def _detail(
+        self,
+        service_id: str,
+        api: str,
+        params: list[tuple[str, str]],
+        deadline: float | None,
+        parse: Callable[[object], Parsed],
+    ) -> Parsed:
+        """GET one per-service API (api: "" for ShowService, else events, monitor or logs) and
+        parse its body, with the list's retries, deadline and errors."""
+        service_id = _check_service_id(service_id)
+        budget = self._budget(deadline)
+        # The ID is user data: escaped whole, so "/", "?" or "#" cannot change the path.
+        url = f"{self.endpoint}/v1/{self.project_id}/services/{quote(service_id, safe='')}"
+        url += f"/{api}" if api else ""
+        if params:
+            url = f"{url}?{encode_query(params)}"
+        what = f"{api or 'detail'} of service {service_id!r}"
+        body = self._get_json(url, what=what, deadline=budget, service_id=service_id)
+        answered_for = body.get("service_id") if isinstance(body, dict) else None
+        # A caching proxy or a routing mistake must not show one service's state as another's.
+        if isinstance(answered_for, str) and answered_for != service_id:
+            raise ResponseError(
+                f"{self._host} sent the {api or 'detail'} of service {answered_for!r}"
+                f" when asked for {service_id!r}"
+            )
+        try:
+            return parse(body)
+        except ResponseError as exc:
+            raise ResponseError(f"{self._host} sent an unusable {what}: {exc}") from exc
 
     def _services_url(self, query: ServiceQuery) -> str:
         # Built by hand, not with requests' params=, so that the URL sent is byte for byte the
@@ -215,10 +302,12 @@ class ModelArtsClient:
         params = query.to_params()
         return f"{url}?{encode_query(params)}" if params else url
 
-    def _get_json(self, url: str, *, page: int, deadline: _Deadline | None) -> object:
-        response = self._request("GET", url, page=page, deadline=deadline)
+    def _get_json(
+        self, url: str, *, what: str, deadline: _Deadline | None, service_id: str | None = None
+    ) -> object:
+        response = self._request("GET", url, what=what, deadline=deadline)
         if not 200 <= response.status_code < 300:
-            raise self._api_error(response)
+            raise self._api_error(response, service_id=service_id)
         try:
             return json.loads(response.content)
         except (ValueError, RecursionError) as exc:
@@ -226,7 +315,7 @@ class ModelArtsClient:
             raise ResponseError(self._not_json(response)) from exc
 
     def _request(
-        self, method: str, url: str, *, page: int = 1, deadline: _Deadline | None = None
+        self, method: str, url: str, *, what: str = "page 1", deadline: _Deadline | None = None
     ) -> requests.Response:
         """The one place a request is sent: credentials, one renewal on 401, retries.
 
@@ -252,11 +341,11 @@ class ModelArtsClient:
                     raise
                 error = exc
             delay = self.retry.delay(attempts, self._rng, wait)
-            self._stop_if_out_of_tries(error, attempts, started, delay, page, deadline)
+            self._stop_if_out_of_tries(error, attempts, started, delay, what, deadline)
             logger.info(
-                "%s page %d from %s failed (%s); retrying in %.2f s, attempt %d of %d",
+                "%s %s from %s failed (%s); retrying in %.2f s, attempt %d of %d",
                 method,
-                page,
+                what,
                 self._host,
                 error,
                 delay,
@@ -271,7 +360,7 @@ class ModelArtsClient:
         attempts: int,
         started: float,
         delay: float,
-        page: int,
+        what: str,
         deadline: _Deadline | None,
     ) -> None:
         now = self._monotonic()
@@ -281,7 +370,7 @@ class ModelArtsClient:
                 raise error.with_note(f"gave up after {tries}") from error
             raise error
         if deadline is not None and now + delay >= deadline.at:
-            note = f"poll deadline of {deadline.seconds:.3g} s reached on page {page} after {tries}"
+            note = f"poll deadline of {deadline.seconds:.3g} s reached on {what} after {tries}"
             raise error.with_note(note) from error
 
     def _attempt(self, method: str, url: str, deadline: _Deadline | None) -> requests.Response:
@@ -351,23 +440,35 @@ class ModelArtsClient:
             cause = describe_cause(exc)
         return f"could not reach {self._host}: {cause}"
 
-    def _api_error(self, response: requests.Response) -> APIError:
+    def _api_error(self, response: requests.Response, service_id: str | None = None) -> APIError:
         secrets = secrets_in(response.request.headers, SECRET_HEADERS)
         # Scrubbed whole, before any excerpt: a secret cut in two would no longer match.
         body = scrub(text(response), secrets)
         error = APIError.from_body(response.status_code, body, response.headers)
-        return APIError(
-            status=error.status,
-            code=scrub(error.code, secrets),
-            message=scrub(error.message, secrets),
-            request_id=error.request_id,
-            host=self._host,
-        )
+        fields = {
+            "status": error.status,
+            "code": scrub(error.code, secrets),
+            "message": scrub(error.message, secrets),
+            "request_id": error.request_id,
+            "host": self._host,
+        }
+        # Only the documented code: a bare 404 may as well be a wrong endpoint path.
+        if service_id is not None and error.code == SERVICE_NOT_FOUND:
+            return ServiceNotFound(**fields, service_id=service_id)
+        if error.status == 401:
+            return AuthError(**fields)
+        return APIError(**fields)
 
     def _not_json(self, response: requests.Response) -> str:
         content_type = response.headers.get("Content-Type") or "no Content-Type"
         if not response.content.strip():
             return f"{self._host} answered HTTP {response.status_code} with an empty body"
+        if b"envs" in response.content:
+            # A cut-off service detail: its excerpt could quote an environment variable's value.
+            return (
+                f"{self._host} answered HTTP {response.status_code} with a body that is not JSON"
+                f" ({content_type}, {len(response.content)} bytes, not quoted: it names envs)"
+            )
         sample = excerpt(
             scrub(text(response), secrets_in(response.request.headers, SECRET_HEADERS))
         )
@@ -393,6 +494,19 @@ def _check_page_size(page_size: object) -> None:
         raise InvalidQueryError(f"page_size must be a whole number, not {page_size!r}")
     if not 1 <= page_size <= MAX_LIMIT:
         raise InvalidQueryError(f"page_size must be between 1 and {MAX_LIMIT}, not {page_size}")
+
+
+def _check_service_id(service_id: object) -> str:
+    if not isinstance(service_id, str) or not service_id.strip():
+        raise InvalidQueryError(f"service_id must be non-empty text, not {service_id!r}")
+    if len(service_id) > MAX_SERVICE_ID:
+        raise InvalidQueryError(
+            f"service_id is {len(service_id)} characters long; at most {MAX_SERVICE_ID}"
+        )
+    # "." and ".." survive escaping and would be resolved away as dot segments.
+    if service_id in (".", "..") or any(unicodedata.category(char) == "Cc" for char in service_id):
+        raise InvalidQueryError(f"{service_id!r} is not a service ID")
+    return service_id
 
 
 def _check_project_id(project_id: object) -> str:

@@ -18,6 +18,8 @@ _CODE_MESSAGE_KEYS = (
 _MESSAGE_KEYS = ("error_msg", "error_message", "errorMsg", "message")
 # Deep enough for IAM's {"error": {...}}; bounded so a hostile body cannot recurse forever.
 _MAX_DEPTH = 3
+# ShowService and the other per-service APIs' "service does not exist" (API.md §1.6).
+SERVICE_NOT_FOUND = "ModelArts.3502"
 EXCERPT_CHARS = 200
 _EXCERPT_SOURCE_CHARS = 64 * 1024
 
@@ -105,7 +107,41 @@ class APIError(ModelArtsError):
 
 
 class AuthError(APIError):
-    """IAM refused to issue a token: wrong password, unknown user or project, locked account."""
+    """The credentials were refused: IAM would not issue a token (wrong password, unknown user
+    or project, locked account), or ModelArts answered 401 to the token or signature sent."""
+
+
+class ServiceNotFound(APIError):
+    """ModelArts.3502: the service asked for does not exist (deleted, or never in this project).
+
+    Raised by the per-service calls only; service_id is the ID that was asked for.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str | None = None,
+        *,
+        note: str = "",
+        host: str = "",
+        service_id: str = "",
+    ):
+        super().__init__(status, code, message, request_id, note=note, host=host)
+        self.service_id = service_id
+
+    def with_note(self, note: str) -> ServiceNotFound:
+        note = f"{self.note}; {note}" if self.note else note
+        return type(self)(
+            self.status,
+            self.code,
+            self.message,
+            self.request_id,
+            note=note,
+            host=self.host,
+            service_id=self.service_id,
+        )
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:

@@ -1,4 +1,5 @@
-"""Ways the service-list API misbehaves, injected per request or at random.
+"""Ways the service-list API and the per-service APIs misbehave, injected per request or at
+random.
 
 A fault is written as `KIND[:ARG[,ARG...]]`, an ARG being a number (the kind's main value), a
 `name=number` pair or a flag:
@@ -17,6 +18,10 @@ A fault is written as `KIND[:ARG[,ARG...]]`, an ARG being a number (the kind's m
     total-count-drift[:DELTA]      total_count off by DELTA (default 5; may be negative)
     duplicate-ids[:N]              the page starts N items early (default half a page), so it
                                    repeats the end of the page before and loses its own end
+
+The last three bend a service list and only ever apply to list requests. Every other kind can
+hit any API: a queued fault names the APIs it is for (`inject(..., api="monitor")`; "list" by
+default), and a random fault hits every API it can.
 """
 
 from __future__ import annotations
@@ -34,6 +39,17 @@ from dashboard.devtools.simulator.wire import ApiError, Reply, encode
 
 # Whatever a client's timeout, a held connection is let go within this many seconds.
 MAX_HOLD = 30.0
+# The APIs a fault can be aimed at: the list, then ShowService and the per-service APIs.
+APIS = ("list", "show", "events", "monitor", "logs")
+DETAIL_APIS = APIS[1:]
+# inject()'s names for several APIs at once.
+API_GROUPS = {"detail": frozenset(DETAIL_APIS), "any": frozenset(APIS)}
+LIST_ONLY = frozenset({"wrong-types", "total-count-drift", "duplicate-ids"})
+# What a 500 of a per-service API says (ModelArts.3508 is the monitor API's own, API.md §1.6).
+DETAIL_500 = {
+    "monitor": ("ModelArts.3508", "Failed to query the service's monitoring information."),
+}
+DETAIL_500_DEFAULT = ("ModelArts.3505", "Failed to query the service.")
 ERRORS = {
     "500": ("ModelArts.3505", "Failed to query the service list."),
     "502": ("ModelArts.4302", "The gateway failed to forward the request."),
@@ -125,6 +141,9 @@ class Fault:
         accepted += [f"{name}=N" for name in names] + list(flags)
         return f"{kind} takes " + (", ".join(accepted) if accepted else "no arguments")
 
+    def applies_to(self, api: str) -> bool:
+        return api == "list" or self.kind not in LIST_ONLY
+
     def __str__(self) -> str:
         args: list[str] = []
         if self.kind in ("latency", "timeout"):
@@ -143,11 +162,21 @@ def as_fault(fault: Fault | str) -> Fault:
     return fault if isinstance(fault, Fault) else Fault.parse(fault)
 
 
+def apis_named(api: str) -> frozenset[str]:
+    """The APIs `api` names: one of APIS, or "detail" (every per-service API) or "any"."""
+    if api in APIS:
+        return frozenset({api})
+    if api in API_GROUPS:
+        return API_GROUPS[api]
+    raise ValueError(f"unknown API {api!r}: use one of {', '.join((*APIS, *API_GROUPS))}")
+
+
 @dataclass
 class _Queued:
     fault: Fault
     times: int
     page: int | None
+    apis: frozenset[str]
 
 
 class FaultPlan:
@@ -162,33 +191,40 @@ class FaultPlan:
         self._queue: list[_Queued] = []
         self._lock = threading.Lock()
 
-    def inject(self, fault: Fault | str, times: int = 1, page: int | None = None) -> Fault:
+    def inject(
+        self, fault: Fault | str, times: int = 1, page: int | None = None, api: str = "list"
+    ) -> Fault:
         if times < 1:
             raise ValueError(f"inject a fault at least once, not {times} times")
         fault = as_fault(fault)
+        apis = apis_named(api)
+        if not all(fault.applies_to(name) for name in apis):
+            raise ValueError(f"{fault} bends a service list; it cannot hit {api} requests")
         with self._lock:
-            self._queue.append(_Queued(fault, times, page))
+            self._queue.append(_Queued(fault, times, page, apis))
         return fault
 
     def clear(self) -> None:
         with self._lock:
             self._queue.clear()
 
-    def take(self, page: int) -> Fault | None:
-        """The fault for a list request for `page`, if any; each call uses one up."""
+    def take(self, page: int | None, api: str = "list") -> Fault | None:
+        """The fault for a request to `api` (for `page`, if it is paged), if any; each call uses
+        one up. A fault queued for a page never hits a request that has none."""
         # Checked without the lock: with no faults configured this is all a request pays.
         if not self._queue and not self._random:
             return None
         with self._lock:
             for queued in self._queue:
-                if queued.page is None or queued.page == page:
+                if api in queued.apis and (queued.page is None or queued.page == page):
                     queued.times -= 1
                     if not queued.times:
                         self._queue.remove(queued)
                     return queued.fault
-            # One draw per random fault per request, so a seed replays the same faults.
+            # One draw per random fault that can hit this request, so a seed replays the same
+            # faults (and list requests draw exactly as they did before other APIs had faults).
             for fault, probability in self._random:
-                if self._rng.random() < probability:
+                if fault.applies_to(api) and self._rng.random() < probability:
                     return fault
         return None
 
@@ -199,12 +235,9 @@ Select = Callable[[ListRequest], tuple[int, list[dict[str, Any]]]]
 def faulty_reply(fault: Fault, query: ListRequest, select: Select, request_id: str) -> Reply:
     """The list API's answer to `query`, bent by `fault`."""
     kind = fault.kind
-    if kind == "timeout":
-        return Reply(0, b"", hold=fault.seconds)
-    if kind == "html-502":
-        return Reply(502, NGINX_502, content_type="text/html")
-    if kind in ERRORS or kind == "429":
-        return _error(fault, request_id)
+    unanswered = _instead_of_answer(fault, request_id, "list")
+    if unanswered is not None:
+        return unanswered
     shift = 0
     if kind == "duplicate-ids":
         shift = min(query.start, fault.count or max(1, query.limit // 2))
@@ -218,7 +251,31 @@ def faulty_reply(fault: Fault, query: ListRequest, select: Select, request_id: s
         total = max(0, total + fault.by)
     if kind == "wrong-types":
         items = _wrong_types(items)
-    data = encode({"total_count": total, "count": len(items), "services": items})
+    return _bent(fault, encode({"total_count": total, "count": len(items), "services": items}))
+
+
+def faulty_detail_reply(fault: Fault, api: str, body: Any, request_id: str) -> Reply:
+    """A per-service API's answer `body` (ShowService's for api "show"), bent by `fault`."""
+    if not fault.applies_to(api):
+        raise ValueError(f"{fault} cannot hit {api} requests")
+    unanswered = _instead_of_answer(fault, request_id, api)
+    return unanswered if unanswered is not None else _bent(fault, encode(body))
+
+
+def _instead_of_answer(fault: Fault, request_id: str, api: str) -> Reply | None:
+    """What a fault sends instead of the API's answer, if it replaces it."""
+    if fault.kind == "timeout":
+        return Reply(0, b"", hold=fault.seconds)
+    if fault.kind == "html-502":
+        return Reply(502, NGINX_502, content_type="text/html")
+    if fault.kind in ERRORS or fault.kind == "429":
+        return _error(fault, request_id, api)
+    return None
+
+
+def _bent(fault: Fault, data: bytes) -> Reply:
+    """A 200 carrying `data`, delivered as the fault says: late, cut, or with garbage."""
+    kind = fault.kind
     if kind == "malformed-json":
         data = data + b"\n<EOF>garbage" if fault.garbage else data[: len(data) // 2]
     if kind == "truncated":
@@ -226,7 +283,7 @@ def faulty_reply(fault: Fault, query: ListRequest, select: Select, request_id: s
     return Reply(200, data, delay=fault.seconds if kind == "latency" else 0.0)
 
 
-def _error(fault: Fault, request_id: str) -> Reply:
+def _error(fault: Fault, request_id: str, api: str = "list") -> Reply:
     if fault.kind == "429":
         error = (
             ApiError(
@@ -239,6 +296,8 @@ def _error(fault: Fault, request_id: str) -> Reply:
             if fault.gateway
             else ApiError(429, "ModelArts.4206", "Too many requests to this API; slow down.")
         )
+    elif fault.kind == "500" and api != "list":
+        error = ApiError(500, *DETAIL_500.get(api, DETAIL_500_DEFAULT))
     else:
         error = ApiError(int(fault.kind), *ERRORS[fault.kind])
     reply = error.reply(request_id)

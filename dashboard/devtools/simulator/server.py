@@ -1,10 +1,11 @@
 """A Fleet behind a real HTTP server that answers like ModelArts' v1 service API.
 
-Implements ListServices (`GET /v1/{project_id}/services`) and ShowService
-(`GET /v1/{project_id}/services/{service_id}`) with the documented query parameters, error
-bodies and status codes, so the client is tested against real sockets, headers and JSON.
-Callers authenticate with nothing, a fixed token, an AK/SK signature or an IAM token issued by
-`POST /v3/auth/tokens` on the same port; list requests can be made to fail in the ways
+Implements ListServices (`GET /v1/{project_id}/services`), ShowService
+(`GET /v1/{project_id}/services/{service_id}`) and the per-service events, monitor and update
+logs (`.../{service_id}/events|monitor|logs`, bodies made by `detail`) with the documented query
+parameters, error bodies and status codes, so the client is tested against real sockets, headers
+and JSON. Callers authenticate with nothing, a fixed token, an AK/SK signature or an IAM token
+issued by `POST /v3/auth/tokens` on the same port; requests can be made to fail in the ways
 `faults` describes, on demand (`inject`) or at random.
 """
 
@@ -22,9 +23,16 @@ from collections.abc import Mapping, Sequence
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from dashboard.devtools.simulator.faults import Fault, FaultPlan, as_fault, faulty_reply
+from dashboard.devtools.simulator.detail import MAX_EVENTS_LIMIT, EventsRequest, ServiceDetails
+from dashboard.devtools.simulator.faults import (
+    Fault,
+    FaultPlan,
+    as_fault,
+    faulty_detail_reply,
+    faulty_reply,
+)
 from dashboard.devtools.simulator.fleet import (
     INFER_TYPES,
     ORDERS,
@@ -43,6 +51,9 @@ AUTH_MODES = ("none", "token", "aksk", "iam")
 OFFSET_MODES = ("page", "record")
 LIST_PATH = re.compile(r"/v1/(?P<project>[^/]+)/services")
 SHOW_PATH = re.compile(r"/v1/(?P<project>[^/]+)/services/(?P<service>[^/]+)")
+DETAIL_PATH = re.compile(
+    r"/v1/(?P<project>[^/]+)/services/(?P<service>[^/]+)/(?P<api>events|monitor|logs)"
+)
 IAM_TOKENS_PATH = "/v3/auth/tokens"
 LIST_PARAMS = frozenset(
     {
@@ -61,6 +72,19 @@ LIST_PARAMS = frozenset(
         "cluster_id",
     }
 )
+EVENT_PARAMS = frozenset(
+    {
+        "event_type",
+        "event_info",  # an English text filter; accepted, and ignored here
+        "start_time",
+        "end_time",
+        "offset",
+        "limit",
+        "sort_by",
+        "order",
+    }
+)
+EVENT_TYPES = ("normal", "abnormal")
 # No maximum is documented: `limit` is only "max records per page", default 1000. Capping at the
 # default keeps clients honest: anything that wants more than 1000 services must page.
 MAX_LIMIT = 1000
@@ -88,11 +112,11 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= 64 else value[:61] + "...")
 
 
-def _single_values(raw: str) -> dict[str, str]:
+def _single_values(raw: str, known: frozenset[str] = LIST_PARAMS) -> dict[str, str]:
     values: dict[str, str] = {}
     for name, given in parse_qs(raw, keep_blank_values=True).items():
         # Unknown parameters are ignored, as Huawei's APIs generally do.
-        if name not in LIST_PARAMS:
+        if name not in known:
             continue
         if len(given) > 1:
             raise _invalid(f"Parameter {name} was given {len(given)} times; give it once.")
@@ -145,6 +169,27 @@ def parse_list_query(raw: str, offset_mode: str) -> ListRequest:
     return query
 
 
+def parse_events_query(raw: str, offset_mode: str) -> EventsRequest:
+    """The events API's query string → a validated query, or ApiError (400)."""
+    values = _single_values(raw, EVENT_PARAMS)
+    offset = _integer(values, "offset", 0, 0, 10**18)
+    limit = _integer(values, "limit", MAX_EVENTS_LIMIT, 1, MAX_EVENTS_LIMIT)
+    _choice(values, "sort_by", ("occur_time",))
+    start_time, end_time = (
+        _integer(values, name, 0, 0, 10**15) if name in values else None
+        for name in ("start_time", "end_time")
+    )
+    return EventsRequest(
+        event_type=_choice(values, "event_type", EVENT_TYPES),
+        start_time=start_time,
+        end_time=end_time,
+        order=_choice(values, "order", ORDERS) or "desc",
+        # The same "start page" wording as the list's offset, read the same way.
+        start=offset * limit if offset_mode == "page" else offset,
+        limit=limit,
+    )
+
+
 class SimulatorServer:
     """Serves `fleet` over HTTP from a daemon thread; `start()` and `stop()` it."""
 
@@ -179,6 +224,7 @@ class SimulatorServer:
         if offset_mode not in OFFSET_MODES:
             raise ValueError(f"offset_mode must be page or record, not {offset_mode!r}")
         self.fleet, self.host, self._port = fleet, host, port
+        self.details = ServiceDetails(fleet)
         self.project_id = project_id or fleet.project
         self.auth, self._token, self.offset_mode = auth, token or "", offset_mode
         self._aksk = AkSkVerifier(ak, sk, security_token, fleet.clock) if auth == "aksk" else None
@@ -246,13 +292,18 @@ class SimulatorServer:
 
     # Tests' handles on the running server.
 
-    def inject(self, fault: Fault | str, *, times: int = 1, page: int | None = None) -> Fault:
-        """Make the next `times` list requests (for page `page` only, if given) hit `fault`.
+    def inject(
+        self, fault: Fault | str, *, times: int = 1, page: int | None = None, api: str = "list"
+    ) -> Fault:
+        """Make the next `times` requests to `api` (for page `page` only, if given) hit `fault`.
 
-        A page is the offset in page mode and offset // limit in record mode. Only requests that
-        pass authentication and validation use a fault up; queued faults come before random ones.
+        api is "list" (the default), "show", "events", "monitor", "logs", "detail" (any of the
+        four per-service APIs) or "any". A page is the offset in page mode and offset // limit
+        in record mode; only list and events requests have one. Only requests that pass
+        authentication and validation, and name a service that exists, use a fault up; queued
+        faults come before random ones.
         """
-        return self._faults.inject(fault, times, page)
+        return self._faults.inject(fault, times, page, api)
 
     def clear_faults(self) -> None:
         self._faults.clear()
@@ -299,7 +350,11 @@ class SimulatorServer:
             if method != "POST":
                 raise ApiError(405, NOT_A_SERVICE_API, f"{method} is not allowed here; use POST.")
             return self._iam.login(body)
-        route = LIST_PATH.fullmatch(url.path) or SHOW_PATH.fullmatch(url.path)
+        route = (
+            LIST_PATH.fullmatch(url.path)
+            or SHOW_PATH.fullmatch(url.path)
+            or DETAIL_PATH.fullmatch(url.path)
+        )
         if route is None:
             raise ApiError(404, NOT_A_SERVICE_API, f"No API at {_shown(url.path)}.")
         if method != "GET":
@@ -308,7 +363,9 @@ class SimulatorServer:
         self._authorize(method, target, headers, body, route["project"])
         service_id = route.groupdict().get("service")
         if service_id is not None:
-            return Reply.json(200, self._show(service_id))
+            # Clients escape the ID as one path segment; %2F inside it is not a separator.
+            api = route.groupdict().get("api") or "show"
+            return self._detail(api, unquote(service_id), url.query, request_id)
         query = parse_list_query(url.query, self.offset_mode)
         fault = self._faults.take(page=query.start // query.limit)
         if fault is not None:
@@ -344,11 +401,25 @@ class SimulatorServer:
                 f"Project {_shown(project_id)} in the URL is not the project of this token.",
             )
 
-    def _show(self, service_id: str) -> dict[str, Any]:
-        body = self.fleet.show(service_id)
+    def _detail(self, api: str, service_id: str, raw_query: str, request_id: str) -> Reply:
+        """ShowService or a per-service API; 404 ModelArts.3502 for a service not listed now."""
+        page = None
+        if api == "events":
+            query = parse_events_query(raw_query, self.offset_mode)
+            page = query.start // query.limit
+            body = self.details.events(service_id, query)
+        elif api == "monitor":
+            body = self.details.monitor(service_id)
+        elif api == "logs":
+            body = self.details.update_logs(service_id)
+        else:
+            body = self.details.show(service_id)
         if body is None:
             raise ApiError(404, "ModelArts.3502", f"Service {_shown(service_id)} does not exist.")
-        return body
+        fault = self._faults.take(page=page, api=api)
+        if fault is not None:
+            return faulty_detail_reply(fault, api, body, request_id)
+        return Reply.json(200, body)
 
 
 class _HTTPServer(ThreadingHTTPServer):

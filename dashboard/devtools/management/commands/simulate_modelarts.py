@@ -18,9 +18,10 @@ from django.core.management.base import BaseCommand, CommandError
 from dashboard.devtools.simulator import Fault, Fleet, ManualClock, SimulatorServer
 
 FAULT_HELP = (
-    "SPEC[@PROBABILITY]: make list requests fail at random (seeded by --seed), e.g. 503@0.1, "
+    "SPEC[@PROBABILITY]: make requests fail at random (seeded by --seed), e.g. 503@0.1, "
     "429:retry-after=2,gateway@0.05, latency:0.5@0.2, timeout:10@0.01, malformed-json, "
-    "truncated, wrong-types, total-count-drift:3, duplicate-ids, html-502; repeatable"
+    "truncated, html-502 (any request); wrong-types, total-count-drift:3, duplicate-ids "
+    "(list requests only); repeatable"
 )
 
 
