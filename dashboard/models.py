@@ -354,3 +354,188 @@ class StatusChange(models.Model):
             models.Index(fields=["-at", "-id"], name="change_recent"),
             models.Index(fields=["service", "at"], name="change_service_at"),
         ]
+
+
+class AlertChannel(models.Model):
+    """Where alerts go: a receiver and how to reach it. Secrets (keys, signing secrets, SK) are
+    stored here, never shown again once saved and never logged; a provisioning file may name
+    them as ${VARIABLE} so they are read from the environment when it is applied."""
+
+    class Kind(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook (Alertmanager payload)"
+        ALERTMANAGER = "alertmanager", "Alertmanager API v2"
+        SLACK = "slack", "Slack incoming webhook"
+        WECOM = "wecom", "WeCom group robot"
+        DINGTALK = "dingtalk", "DingTalk robot"
+        FEISHU = "feishu", "Feishu / Lark bot"
+        SMN = "smn", "Huawei Cloud SMN topic"
+        EMAIL = "email", "Email"
+
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind)
+    url = models.TextField(blank=True)  # WeCom's key and DingTalk's token ride in its query
+    secret = models.TextField(blank=True)
+    to = models.JSONField(default=list, blank=True)  # email addresses
+    project_id = models.CharField(max_length=64, blank=True)
+    topic_urn = models.CharField(max_length=256, blank=True)
+    ak = models.CharField("AK", max_length=128, blank=True)
+    sk = models.TextField("SK", blank=True)
+    enabled = models.BooleanField(default=True)
+    # Written by `manage.py apply_alerts`: a later file that leaves it out removes it.
+    provisioned = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("test_alertchannel", "Can send a test message through a channel")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AlertRule(models.Model):
+    """When to alert: a condition over each service (or each source, for staleness), narrowed
+    by selectors, sent to channels, repeated while it holds."""
+
+    class Condition(models.TextChoices):
+        STATUSES = "statuses", "Status is one of"
+        FAILURE_RATE = "failure_rate", "Failure rate over a window"
+        STALE = "stale", "Source data is stale"
+        DETECTOR = "detector", "A detector fires"
+
+    name = models.SlugField(max_length=64, unique=True)
+    condition = models.CharField(max_length=16, choices=Condition)
+    statuses = models.JSONField(default=list, blank=True)
+    failure_rate = models.FloatField(null=True, blank=True)
+    window = models.CharField(max_length=8, blank=True)
+    min_calls = models.PositiveIntegerField(default=20)
+    detector = models.CharField(max_length=16, blank=True)
+    # Selectors: empty means any.
+    sources = models.JSONField(default=list, blank=True)
+    owners = models.JSONField(default=list, blank=True)
+    types = models.JSONField(default=list, blank=True)
+    name_glob = models.CharField("name (glob)", max_length=200, blank=True)
+    repeat_seconds = models.PositiveIntegerField(default=4 * 3600)  # 0: never repeat
+    channels = models.ManyToManyField(AlertChannel, blank=True, related_name="rules")
+    enabled = models.BooleanField(default=True)
+    provisioned = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Alert(models.Model):
+    """One rule firing for one service (or one source): from when it started to when it
+    resolved. The open ones are what /alerts/ lists as firing."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="alerts")
+    service = models.ForeignKey(
+        "Service", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    # Stable per rule and subject: Alertmanager's identity of the alert, and the dedup key.
+    fingerprint = models.CharField(max_length=32)
+    labels = models.JSONField(default=dict)
+    annotations = models.JSONField(default=dict)
+    started_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    # The last firing message enqueued for it (None: silenced so far, so never announced).
+    notified_at = models.DateTimeField(null=True, blank=True)
+    silenced = models.BooleanField(default=False)  # as of the last evaluation
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # One open alert per rule and subject, whatever several pollers do.
+            models.UniqueConstraint(
+                fields=["rule", "fingerprint"],
+                condition=Q(resolved_at=None),
+                name="alert_open_once",
+            )
+        ]
+        indexes = [
+            # The header's count, the table's bells and /alerts/ read the open ones.
+            models.Index(
+                fields=["service"], name="alert_open_service", condition=Q(resolved_at=None)
+            ),
+            models.Index(fields=["-resolved_at"], name="alert_resolved_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule.name}: {self.labels.get('service_name') or self.labels.get('source')}"
+
+
+class Silence(models.Model):
+    """A maintenance window: alerts it matches are shown as silenced and send nothing. Every
+    filled matcher must match (service id, source name, owner, rule name)."""
+
+    service_id = models.CharField(max_length=128, blank=True)
+    source = models.CharField(max_length=64, blank=True)
+    owner = models.CharField(max_length=64, blank=True)
+    rule = models.CharField(max_length=64, blank=True)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    comment = models.TextField()
+    author = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"silence {self.pk}: {self.comment[:40]}"
+
+    def matches(self, labels: dict[str, str], rule: str) -> bool:
+        wanted = {
+            "service_id": self.service_id,
+            "source": self.source,
+            "owner": self.owner,
+        }
+        if self.rule and self.rule != rule:
+            return False
+        return all(labels.get(key) == value for key, value in wanted.items() if value)
+
+
+class Notification(models.Model):
+    """The outbox: one message for one channel, written in the same transaction as the alert
+    transitions it announces, sent (and retried) by the pollers' dispatcher."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"  # gave up after its last attempt
+
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="messages")
+    rule = models.CharField(max_length=64)  # the rule's name (or "test")
+    # Stable across retries: the receiver's dedup key (Standard Webhooks' webhook-id).
+    message_id = models.CharField(max_length=64, unique=True)
+    payload = models.JSONField()
+    created_at = models.DateTimeField()
+    state = models.CharField(max_length=8, choices=State, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    claimed_by = models.CharField(max_length=160, blank=True)
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_answer = models.TextField(blank=True)  # the receiver's, scrubbed of the channel's secrets
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The dispatcher's queue: pending messages by when they are due.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="notification_due",
+                condition=Q(state="pending"),
+            ),
+            models.Index(fields=["channel", "-sent_at"], name="notification_channel_sent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} → {self.channel.name} ({self.state})"

@@ -280,3 +280,21 @@ DASHBOARD_FLAP_CHANGES = env_int("DASHBOARD_FLAP_CHANGES", 3, minimum=2)
 DASHBOARD_FLAP_MINUTES = env_int("DASHBOARD_FLAP_MINUTES", 60, minimum=1)
 # "Failing now" (?window=) ranks a windowed failure rate only over at least this many calls.
 DASHBOARD_RATE_MIN_CALLS = env_int("DASHBOARD_RATE_MIN_CALLS", 20, minimum=1)
+
+# Alerts: links in messages point here (e.g. https://dashboard.example.com); a provisioning
+# file of channels and rules may be applied when the poller starts.
+DASHBOARD_BASE_URL = env_str("DASHBOARD_BASE_URL").rstrip("/")
+if DASHBOARD_BASE_URL and not DASHBOARD_BASE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("DASHBOARD_BASE_URL must start with http:// or https://")
+DASHBOARD_ALERTS_FILE = env_str("DASHBOARD_ALERTS_FILE")
+# Email alerts: Django's standard mail settings.
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL")
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("set EMAIL_USE_TLS or EMAIL_USE_SSL, not both")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "modelarts-dashboard@localhost")

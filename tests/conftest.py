@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -158,3 +163,41 @@ def anonymous_client():
     from django.test import Client
 
     return Client()
+
+
+@pytest.fixture
+def shared_database(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a database other processes can share: a fresh PostgreSQL database
+    when the suite runs on PostgreSQL, else an SQLite file (the test database of the suite
+    itself lives in memory or in one transaction, out of other processes' reach)."""
+    env = {**os.environ, "DASHBOARD_VAR_DIR": str(tmp_path)}
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        env.pop("DATABASE_URL", None)
+        yield env
+        return
+    import psycopg
+
+    name = f"race_{uuid.uuid4().hex[:10]}"
+    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    env["DATABASE_URL"] = urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+    try:
+        yield env
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    """manage.py ARGS in a process of its own, with that environment; its output."""
+    done = subprocess.run(
+        [sys.executable, str(MANAGE), *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.stdout

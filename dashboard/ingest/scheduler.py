@@ -38,8 +38,16 @@ def describe(run: PollRun) -> str:
     return f"{run.source.name}: poll failed ({run.error_kind}): {run.error_message}"
 
 
+# Called with each finished poll, ok or not (the poll_services command evaluates alerts).
+AfterPoll = Callable[[PollRun], None]
+
+
 def poll_forever(
-    stop: threading.Event, report: Callable[[str], None], *, source_name: str | None = None
+    stop: threading.Event,
+    report: Callable[[str], None],
+    *,
+    source_name: str | None = None,
+    after_poll: AfterPoll | None = None,
 ) -> None:
     """Poll each source whenever it is due or asked for, until `stop` is set.
 
@@ -50,7 +58,7 @@ def poll_forever(
     next_prune = time.monotonic()
     while not stop.is_set():
         try:
-            run_due_polls(report, source_name, stop=stop)
+            run_due_polls(report, source_name, stop=stop, after_poll=after_poll)
             if time.monotonic() >= next_prune:
                 # Every poller prunes now and then; deletes of the same old rows are harmless.
                 prune_history()
@@ -68,6 +76,7 @@ def run_due_polls(
     name: str | None = None,
     *,
     stop: threading.Event | None = None,
+    after_poll: AfterPoll | None = None,
 ) -> None:
     """One round: poll every source that is due, or that a page asked to poll now."""
     close_old_connections()
@@ -81,3 +90,5 @@ def run_due_polls(
             with contextlib.suppress(SourceBusy):
                 run = poll_source(source, only_if_due=not requested, requested=requested)
                 report(describe(run))
+                if after_poll is not None:
+                    after_poll(run)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
-from dashboard.models import PollRun, Service, Source
+from dashboard.models import AlertRule, PollRun, Service, Source
 from dashboard.queries.sources import visible
 
 CHUNK_SIZE = 2000
@@ -52,3 +52,10 @@ def service_series() -> Iterator[tuple]:
     """Every visible service as a tuple of SERIES_COLUMNS, in one query read in chunks."""
     services = visible(Service.objects.all())
     return services.values_list(*SERIES_COLUMNS).iterator(chunk_size=CHUNK_SIZE)
+
+
+def firing_by_rule() -> list[tuple[str, int]]:
+    """Each enabled rule and how many of its alerts fire now (silenced ones left out)."""
+    firing = Q(alerts__resolved_at=None, alerts__silenced=False)
+    rules = AlertRule.objects.filter(enabled=True).annotate(n=Count("alerts", filter=firing))
+    return list(rules.order_by("name").values_list("name", "n"))

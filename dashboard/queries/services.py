@@ -17,7 +17,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from dashboard.models import Service, Source
+from dashboard.models import Alert, Service, Source
 from dashboard.queries.detectors import DETECTOR_FIELDS, detector_columns
 from dashboard.queries.search import search
 from dashboard.queries.sources import disabled_ids, visible
@@ -165,12 +165,24 @@ class ServiceFilter:
     def status_counts(self, services: QuerySet[Service], sources: list[Source]) -> dict[str, int]:
         """Services per status under every filter but status: the tiles, and (summed over the
         chosen statuses) the table's count, from one query."""
-        return {row["status"]: row["n"] for row in self.counting(services, sources)}
+        counts: dict[str, int] = {}
+        for (status, _), n in self.counts_by_source(services, sources).items():
+            counts[status] = counts.get(status, 0) + n
+        return counts
+
+    def counts_by_source(
+        self, services: QuerySet[Service], sources: list[Source]
+    ) -> dict[tuple[str, int], int]:
+        """Services per (status, source id) under every filter but status."""
+        return {
+            (row["status"], row["source_id"]): row["n"] for row in self.counting(services, sources)
+        }
 
     def counting(self, services: QuerySet[Service], sources: list[Source]) -> QuerySet:
-        """The query behind status_counts(): the service_status index answers it unfiltered."""
+        """The query behind the counts: the service_status index (status, source) answers it
+        unfiltered, in its own order."""
         rows = self.apply(services, sources, with_status=False, with_columns=False)
-        return rows.values("status").annotate(n=Count("*")).order_by()
+        return rows.values("status", "source_id").annotate(n=Count("*")).order_by()
 
     def count(self, status_counts: dict[str, int]) -> int:
         """The number of rows this view has, from its status_counts()."""
@@ -191,15 +203,19 @@ CHOICES_MAX = 200
 
 
 def page_of(view: ServiceFilter, sources: list[Source], *, empty: bool) -> tuple[Page, dict]:
-    """One page of the view, and its services per status (the tiles), in two queries."""
+    """One page of the view, and its services per (status, source id) (the tiles), in two
+    queries."""
     services = Service.objects.all()
     if empty:
         return Paginator(services.none(), view.per_page).get_page(1), {}
-    counts = view.status_counts(services, sources)
+    by_source = view.counts_by_source(services, sources)
+    counts: dict[str, int] = {}
+    for (status, _), n in by_source.items():
+        counts[status] = counts.get(status, 0) + n
     # The raw item and JSON fields stay unread: the table and the JSON list never show them.
     rows = view.rows(services.defer(*UNSHOWN), sources)
     paginator = CountedPaginator(rows, view.per_page, count=view.count(counts))
-    return paginator.get_page(view.page), counts
+    return paginator.get_page(view.page), by_source
 
 
 class CountedPaginator(Paginator):
@@ -248,3 +264,9 @@ def choices(sources: list[Source], column: str, current: str) -> list[str]:
         values = [row[0] for row in cursor.fetchall()]
     # A bookmarked value no longer present stays selectable, so the form doesn't drop it.
     return values if not current or current in values else [current, *values]
+
+
+def alerting(services: list[Service]) -> set[int]:
+    """Which of these services have an alert firing (the table's bells), in one query."""
+    open_alerts = Alert.objects.filter(service__in=services, resolved_at=None, silenced=False)
+    return set(open_alerts.values_list("service_id", flat=True))

@@ -21,14 +21,30 @@ ROLES: dict[str, list[str]] = {
         "dashboard.refresh_source",
         "dashboard.add_savedview",
         "dashboard.delete_savedview",
+        # Acknowledge alerts; start and expire silences.
+        "dashboard.change_alert",
+        "dashboard.add_silence",
+        "dashboard.change_silence",
     ],
     "admin": [
         "dashboard.refresh_source",
         "dashboard.add_savedview",
         "dashboard.delete_savedview",
+        "dashboard.change_alert",
+        "dashboard.add_silence",
+        "dashboard.change_silence",
+        "dashboard.test_alertchannel",
+        "dashboard.view_notification",
         *(
             f"{app}.{action}_{model}"
-            for app, model in [("dashboard", "source"), ("auth", "user"), ("auth", "group")]
+            for app, model in [
+                ("dashboard", "source"),
+                ("dashboard", "alertchannel"),
+                ("dashboard", "alertrule"),
+                ("dashboard", "silence"),
+                ("auth", "user"),
+                ("auth", "group"),
+            ]
             for action in ("add", "change", "delete", "view")
         ),
         "dashboard.view_pollrun",

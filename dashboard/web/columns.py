@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.template.defaultfilters import truncatechars
@@ -35,6 +35,7 @@ class Row:
     since: str  # the view's ?since=, as shown; "" without one
     now: datetime  # the view's clock, for ages
     detector_help: dict[str, str]
+    alerting: bool = False  # an alert is firing for the service
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Column:
     cell: Callable[[Service, Row], str] | None = None  # the table's <td>
     numeric: bool = False  # right-aligned; sorts biggest first on the first click
     needs: str = ""  # "window" or "since": only in views that have one
+    table_needs: str = ""  # "sources": a table column only when several sources are shown
     json: str | None = None  # "window.calls" nests; "" leaves it out of the JSON
 
     @property
@@ -62,9 +64,14 @@ def _flag(name: str) -> Callable[[Service, Row], object]:
     return lambda service, row: getattr(service, name, False)
 
 
+def service_link(service_id: str, source_name: str) -> str:
+    """A service's page; the source says which, when several have a service of that id."""
+    return f"/services/{quote(service_id, safe='')}/?{urlencode({'source': source_name})}"
+
+
 def _name_cell(service: Service, row: Row) -> str:
     service_id = escape(service.service_id)
-    link = escape(f"/services/{quote(service.service_id, safe='')}/")
+    link = escape(service_link(service.service_id, row.source_name))
     changed = changed_reasons(service)
     tag = (
         f' <span class="tag tag-changed" title="Since {row.since}: {escape(", ".join(changed))}">'
@@ -72,10 +79,16 @@ def _name_cell(service: Service, row: Row) -> str:
         if changed
         else ""
     )
+    bell = (
+        ' <span class="bell" role="img" title="An alert is firing" aria-label="alert firing">'
+        "&#128276;</span>"
+        if row.alerting
+        else ""
+    )
     return (
         f'<td class="name"><a class="service-link" href="{link}" hx-boost="false">'
         f'<span class="service-name">{escape(service.service_name or "(no name)")}</span></a>'
-        f'{tag} <span class="service-id"><code>{service_id}</code><button type="button" '
+        f'{bell}{tag} <span class="service-id"><code>{service_id}</code><button type="button" '
         f'class="copy" data-copy="{service_id}" title="Copy id" hidden>copy</button></span></td>'
     )
 
@@ -137,7 +150,13 @@ def _published_cell(service: Service, row: Row) -> str:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("source", lambda service, row: row.source_name),
+    Column(
+        "source",
+        lambda service, row: row.source_name,
+        "Source",
+        cell=lambda service, row: f'<td class="source">{escape(row.source_name)}</td>',
+        table_needs="sources",
+    ),
     Column("service_id", _field("service_id")),
     Column("service_name", _field("service_name"), "Service", "name", _name_cell),
     Column("description", _field("description")),
@@ -238,6 +257,12 @@ def columns_for(*, window: str, since: object) -> list[Column]:
     """The columns of a view: those that need a window or a since only when it has one."""
     present = {"window": bool(window), "since": since is not None, "": True}
     return [column for column in COLUMNS if present[column.needs]]
+
+
+def table_columns(columns: list[Column], *, many_sources: bool) -> list[Column]:
+    """The ones the table shows: the Source column only when there is more than one."""
+    present = {"sources": many_sources, "": True}
+    return [c for c in columns if c.cell is not None and present[c.table_needs]]
 
 
 def changed_reasons(service: Service) -> list[str]:

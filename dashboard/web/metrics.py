@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from dashboard.queries.metrics import service_series, source_health
+from dashboard.queries.metrics import firing_by_rule, service_series, source_health
 
 SERVICE_LABELS = ("source", "service_id", "service_name", "infer_type", "owner")
 # Names are whatever anyone who can create a service typed: a 10,000-character one would make
@@ -59,6 +59,18 @@ class ModelArtsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from _source_families(timezone.now())
         yield from _service_families(service_series())
+        yield _alert_family()
+
+
+def _alert_family() -> Metric:
+    family = GaugeMetricFamily(
+        "modelarts_alerts_firing",
+        "Alerts of the rule firing now (silenced ones left out), per enabled rule.",
+        labels=["rule"],
+    )
+    for rule, firing in firing_by_rule():
+        family.add_metric([label_value(rule)], firing)
+    return family
 
 
 def _source_families(now: datetime) -> Iterator[Metric]:

@@ -31,13 +31,14 @@ from dashboard.queries.services import (
     DEFAULT_WINDOW_SORT,
     PAGE_SIZES,
     UNSHOWN,
+    alerting,
     choices,
     page_of,
 )
 from dashboard.queries.sources import all_sources, enabled
 from dashboard.queries.windows import WINDOWS
 from dashboard.statuses import ALERTING, STYLES, style_for
-from dashboard.web.columns import Column, Row, columns_for
+from dashboard.web.columns import Column, Row, columns_for, table_columns
 from dashboard.web.format import iso_utc
 from dashboard.web.htmx import render_page, wants_partial
 from dashboard.web.params import ServiceView, parse_filter
@@ -109,7 +110,10 @@ def _render_services(
     sources = enabled(every_source)
     page, counts = page_of(view, every_source, empty=bool(errors))
     view = replace(view, page=page.number)  # a page past the end shows (and links) the last
-    columns = columns_for(window=view.window, since=view.since)
+    columns = table_columns(
+        columns_for(window=view.window, since=view.since),
+        many_sources=len(sources) > 1 or bool(view.source),
+    )
     pending = any(source.poll_requested_at for source in sources)
     context = {
         "view": view,
@@ -121,8 +125,9 @@ def _render_services(
             source_names={source.pk: source.name for source in every_source},
             since=view.since,
             now=view.now,
+            alerting=alerting(list(page.object_list)),
         ),
-        "tiles": _tiles(view, counts),
+        "tiles": _tiles(view, counts, {source.pk: source.name for source in every_source}),
         "headers": _headers(view, columns),
         "sources": [freshness(source, view.now) for source in sources],
         "needs_poll": may_ask_for_poll
@@ -164,7 +169,17 @@ def _render_services(
     )
 
 
-def _tiles(view: ServiceView, counts: dict[str, int]) -> list[dict]:
+def _tiles(
+    view: ServiceView, by_source: dict[tuple[str, int], int], names: dict[int, str]
+) -> list[dict]:
+    """A tile per status, with its count in each source (shown on hover) when there are
+    several."""
+    counts: dict[str, int] = {}
+    per_source: dict[str, list[str]] = {}
+    for (status, source_id), n in sorted(by_source.items(), key=lambda i: names[i[0][1]]):
+        counts[status] = counts.get(status, 0) + n
+        per_source.setdefault(status, []).append(f"{names[source_id]}: {n:,}")
+    several = len({source_id for _, source_id in by_source}) > 1
     tiles = []
     for status, count in sorted(counts.items(), key=lambda item: style_for(item[0]).severity):
         selected = status in view.statuses
@@ -176,6 +191,7 @@ def _tiles(view: ServiceView, counts: dict[str, int]) -> list[dict]:
                 "style": style,
                 "loud": status in ALERTING or style.tone == "unknown",
                 "selected": selected,
+                "by_source": " · ".join(per_source[status]) if several else "",
                 # A tile toggles its status in the filter; the page goes back to 1.
                 "url": view.url(status=others if selected else [*view.statuses, status], page=1),
             }
@@ -188,8 +204,6 @@ def _headers(view: ServiceView, columns: list[Column]) -> list[dict]:
     sort = "-wrate" if view.sort == "failing" else view.sort
     headers = []
     for column in columns:
-        if column.cell is None:
-            continue
         key = column.sort
         current = sort.lstrip("-") == key
         descending = sort.startswith("-")
@@ -201,7 +215,7 @@ def _headers(view: ServiceView, columns: list[Column]) -> list[dict]:
                 "label": column.label.format(window=view.window),
                 "numeric": column.numeric,
                 "aria_sort": ("descending" if descending else "ascending") if current else "none",
-                "url": view.url(sort=next_sort, page=1),
+                "url": view.url(sort=next_sort, page=1) if key else "",
             }
         )
     return headers

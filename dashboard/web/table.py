@@ -20,14 +20,23 @@ def rows_html(
     source_names: dict[int, str],
     since: datetime | None,
     now: datetime,
+    alerting: set[int] = frozenset(),
 ) -> SafeString:
-    """The table body's rows: a cell per table column; with since, changed rows highlighted."""
-    cells = [column.cell for column in columns if column.cell is not None]
+    """The table body's rows: a cell per column (see table_columns); with since, changed rows
+    highlighted;
+    a bell on the services with an alert firing."""
+    cells = [column.cell for column in columns]
     help_texts = detector_help()
     since_text = iso(since)
     html = []
     for service in services:
-        row = Row(source_names.get(service.source_id, ""), since_text, now, help_texts)
+        row = Row(
+            source_names.get(service.source_id, ""),
+            since_text,
+            now,
+            help_texts,
+            alerting=service.pk in alerting,
+        )
         highlight = ' class="changed"' if changed_reasons(service) else ""
         html.append(f'<tr data-service-id="{escape(service.service_id)}"{highlight}>')
         html.extend(cell(service, row) for cell in cells)

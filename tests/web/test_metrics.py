@@ -194,13 +194,14 @@ def test_it_reports_a_never_polled_source_as_down_without_timestamps(source):
 
 def test_it_reads_a_constant_number_of_queries(make_service, django_assert_max_num_queries):
     make_service("first")
-    with django_assert_max_num_queries(2):
+    # Sources, services, alerts per rule.
+    with django_assert_max_num_queries(3):
         small = scrape()
     for n in range(30):
         make_service(f"service-{n}", "Unheard-Of" if n % 3 else "running")
     Source.objects.create(name="second", endpoint="http://127.0.0.1:9", project_id="p")
     PollRun.objects.create(source=Source.objects.get(name="second"), started_at=timezone.now())
-    with django_assert_max_num_queries(2):
+    with django_assert_max_num_queries(3):
         large = scrape()
     assert len(large.content) > 5 * len(small.content)
 
@@ -314,3 +315,23 @@ def test_it_is_served_at_metrics_for_prometheus(anonymous_client, make_service):
     assert response.status_code == 200
     families = {f.name for f in text_string_to_metric_families(response.content.decode())}
     assert "modelarts_service_status" in families
+
+
+def test_it_counts_firing_alerts_per_rule_leaving_silenced_ones_out(make_service):
+    from dashboard.models import Alert, AlertRule
+
+    service = make_service("first", "failed")
+    failing = AlertRule.objects.create(name="failing", condition="statuses", statuses=["failed"])
+    AlertRule.objects.create(name="quiet", condition="stale")
+    for n, silenced in enumerate((False, False, True)):
+        Alert.objects.create(
+            rule=failing,
+            source=service.source,
+            service=service,
+            fingerprint=f"f{n}",
+            started_at=timezone.now(),
+            silenced=silenced,
+        )
+    body = scrape().content.decode()
+    assert 'modelarts_alerts_firing{rule="failing"} 2.0' in body
+    assert 'modelarts_alerts_firing{rule="quiet"} 0.0' in body

@@ -442,5 +442,6 @@ def test_it_never_shows_template_comments(client, fleet_rows, url):
 def test_it_links_each_name_to_its_service_page(client, fleet_rows):
     body = client.get("/?status=failed").content.decode()
     service_id = fleet_rows[1].service_id
-    assert f'<a class="service-link" href="/services/{service_id}/"' in body
+    link = f"/services/{service_id}/?source=fixture"
+    assert f'<a class="service-link" href="{link}"' in body
     assert client.get(f"/services/{service_id}/").status_code == 200

@@ -43,8 +43,39 @@ def measure_polls(n: int):
         "unchanged_poll": unchanged,
         "changed_poll": changed,
         "settled_poll": settled,
+        "alerts": timed_alerts(source),
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+# Alert rules of every condition, evaluated as the poller does after a poll.
+BENCH_RULES = [
+    {"name": "failed", "condition": "statuses", "statuses": ["failed", "concerning"]},
+    {"name": "rate", "condition": "failure_rate", "failure_rate": 0.5, "window": "15m"},
+    {"name": "stuck", "condition": "detector", "detector": "stuck"},
+    {"name": "idle", "condition": "detector", "detector": "idle"},
+    {"name": "flapping", "condition": "detector", "detector": "flapping"},
+    {"name": "stale", "condition": "stale"},
+]
+# Evaluating the rules may take at most this share of a poll (the alerts issue's floor).
+ALERTS_SHARE_TARGET = 0.10
+
+
+def timed_alerts(source) -> dict:
+    """Seconds to evaluate every rule: the first time (everything fires, one message per rule
+    is queued) and again with nothing changed (the steady state after each poll)."""
+    from dashboard.alerts.engine import evaluate
+    from dashboard.models import AlertChannel, AlertRule
+
+    channel = AlertChannel.objects.create(name="bench", kind="webhook", url="http://127.0.0.1:9")
+    for fields in BENCH_RULES:
+        AlertRule.objects.create(**fields).channels.add(channel)
+    figures = {}
+    for label in ("first", "steady"):
+        started = time.perf_counter()
+        outcome = evaluate(source)
+        figures[label] = {"seconds": time.perf_counter() - started, "fired": outcome.fired}
+    return figures
 
 
 def timed_poll(source) -> dict:
@@ -82,8 +113,22 @@ def render_polls(r: dict) -> list[str]:
         f"{_written(changed)} rows written ({share:.0%} of services changed)",
         f"  unchanged poll after that: {_took(settled)}, {_written(settled)} rows "
         "rewritten (calls since the previous poll back to 0)",
+        *_alert_lines(r["alerts"], changed["seconds"]),
         f"  peak RSS after all polls: {r['peak_rss_mb']:.0f} MB",
     ]
+
+
+def _alert_lines(alerts: dict, poll_seconds: float) -> list[str]:
+    lines = []
+    for label, figures in alerts.items():
+        share = figures["seconds"] / poll_seconds
+        mark = "ok" if share < ALERTS_SHARE_TARGET else "MISSED"
+        lines.append(
+            f"  alert rules ({len(BENCH_RULES)}), {label} evaluation: {figures['seconds']:.2f} s, "
+            f"{figures['fired']:,} fired; {share:.1%} of the changed poll "
+            f"(target < {ALERTS_SHARE_TARGET:.0%}) {mark}"
+        )
+    return lines
 
 
 def _took(poll: dict) -> str:

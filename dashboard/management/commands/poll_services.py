@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 
+from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from dashboard.alerts import outbox
+from dashboard.alerts.engine import after_poll
+from dashboard.alerts.outbox import send_forever
 from dashboard.ingest import poll as polling
 from dashboard.ingest.scheduler import describe, enabled_sources, poll_forever
 from dashboard.ingest.sources import sync_env_source
-from dashboard.models import Source
+from dashboard.models import PollRun, Source
+
+# --once waits at most this long for its alerts to be delivered.
+ONCE_SEND_SECONDS = 60
 
 
 class Command(BaseCommand):
@@ -40,6 +49,8 @@ class Command(BaseCommand):
         if interval is not None:
             chosen = Source.objects.filter(name=source) if source else Source.objects.all()
             chosen.update(interval_seconds=interval)
+        if settings.DASHBOARD_ALERTS_FILE:
+            call_command("apply_alerts", settings.DASHBOARD_ALERTS_FILE, stdout=self.stdout)
         if once:
             self._poll_once(source)
             return
@@ -48,8 +59,17 @@ class Command(BaseCommand):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         self.stdout.write("polling; stop with Ctrl-C or SIGTERM")
-        poll_forever(stop, self.stdout.write, source_name=source)
+        # Alerts go out from a thread of their own: a slow receiver never delays a poll.
+        sender = threading.Thread(target=send_forever, args=(stop,), name="alerts", daemon=True)
+        sender.start()
+        poll_forever(stop, self.stdout.write, source_name=source, after_poll=self._alert)
+        sender.join(timeout=outbox.DELIVERY_TIMEOUT + 5)
         self.stdout.write("stopped")
+
+    def _alert(self, run: PollRun) -> None:
+        outcome = after_poll(run)
+        if outcome.messages or outcome.fired or outcome.resolved:
+            self.stdout.write(f"{run.source.name}: {outcome}")
 
     def _poll_once(self, name: str | None) -> None:
         failed = 0
@@ -60,6 +80,11 @@ class Command(BaseCommand):
                 self.stdout.write(str(exc))
                 continue
             self.stdout.write(describe(run))
+            self._alert(run)
             failed += not run.ok
+        # What the polls raised goes out before the command ends (cron runs it and leaves).
+        sent = outbox.send_pending(deadline=time.monotonic() + ONCE_SEND_SECONDS)
+        if sent:
+            self.stdout.write(f"alerts: {sent} message(s) sent")
         if failed:
             raise CommandError(f"{failed} poll(s) failed")

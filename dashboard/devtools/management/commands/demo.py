@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import signal
@@ -11,9 +12,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from dashboard.alerts.engine import after_poll
+from dashboard.alerts.outbox import send_forever
+from dashboard.devtools.receiver import AlertReceiver
 from dashboard.devtools.simulator import Fleet, SimulatorServer
 from dashboard.ingest.scheduler import poll_forever
-from dashboard.models import Source
+from dashboard.models import AlertChannel, AlertRule, Source
 from dashboard.web.accounts import create_user
 
 DEMO_SOURCE = "demo"
@@ -21,6 +25,9 @@ DEMO_USER = "demo"
 DEMO_PROJECT_ID = "0d3m0000000000000000000000000000"
 # The demo's token lives only in this process's environment, like a real one would.
 TOKEN_ENV = "MODELARTS_DEMO_TOKEN"
+DEMO_CHANNEL = "demo-receiver"
+# The demo receiver checks every message's signature with this (a Standard Webhooks secret).
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 class Command(BaseCommand):
@@ -54,15 +61,19 @@ class Command(BaseCommand):
             fleet, project_id=DEMO_PROJECT_ID, auth="token", token=os.environ[TOKEN_ENV]
         ).start()
         stop = threading.Event()
+        receiver = AlertReceiver(WEBHOOK_SECRET, self.stdout.write).start()
         poller = threading.Thread(
             target=poll_forever,
             args=(stop, lambda line: self.stdout.write(f"poller: {line}")),
-            kwargs={"source_name": DEMO_SOURCE},
+            kwargs={"source_name": DEMO_SOURCE, "after_poll": after_poll},
             daemon=True,
         )
+        sender = threading.Thread(target=send_forever, args=(stop,), daemon=True)
         try:
             self._point_source_at(simulator.url, interval)
+            self._alert_to(receiver.url)
             poller.start()
+            sender.start()
             self.stdout.write(
                 f"Simulated ModelArts API with {services} services at {simulator.url}\n"
                 f"Dashboard: http://{host}:{port}/   (Ctrl-C stops everything)\n"
@@ -74,8 +85,30 @@ class Command(BaseCommand):
             if poller.is_alive():
                 poller.join(timeout=10)
             simulator.stop()
+            receiver.stop()
             # Its simulator is gone: a later poller or web server must not keep polling it.
             Source.objects.filter(name=DEMO_SOURCE).update(enabled=False)
+
+    def _alert_to(self, url: str) -> None:
+        """The demo's alerts: failed services and a high failure rate, sent to the receiver
+        that prints them (see /alerts/ for the same, and their deliveries)."""
+        channel, _ = AlertChannel.objects.update_or_create(
+            name=DEMO_CHANNEL,
+            defaults={"kind": "webhook", "url": url, "secret": WEBHOOK_SECRET, "enabled": True},
+        )
+        rules = [
+            {"name": "demo-failed", "condition": "statuses", "statuses": ["failed"]},
+            {
+                "name": "demo-failure-rate",
+                "condition": "failure_rate",
+                "failure_rate": 0.2,
+                "window": "15m",
+                "min_calls": 20,
+            },
+        ]
+        for fields in rules:
+            rule, _ = AlertRule.objects.update_or_create(name=fields.pop("name"), defaults=fields)
+            rule.channels.add(channel)
 
     def _point_source_at(self, url: str, interval: int) -> None:
         Source.objects.update_or_create(

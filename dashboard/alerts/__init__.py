@@ -1,0 +1,1 @@
+"""Alerts: rules evaluated after each poll, grouped messages sent through an outbox."""
