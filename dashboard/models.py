@@ -539,3 +539,61 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} → {self.channel.name} ({self.state})"
+
+
+class ServiceDetail(models.Model):
+    """What ModelArts says of one service beyond its list item: why it failed, its instances,
+    models, events and deployments, as last fetched by a poller (for unhealthy services,
+    within a budget per poll; for any service whose page asks)."""
+
+    service = models.OneToOneField(
+        Service, on_delete=models.CASCADE, primary_key=True, related_name="detail"
+    )
+    fetched_at = models.DateTimeField(null=True, blank=True)  # the last successful fetch
+    attempted_at = models.DateTimeField(null=True, blank=True)  # the last try, ok or not
+    # A page asked for a fresh fetch; the next poller round takes it.
+    requested_at = models.DateTimeField(null=True, blank=True)
+    # The last try's failure: its code (ModelArts.3505, unreachable, …) and message, shown as
+    # an error rather than as empty data. not_found: ModelArts no longer knows the service.
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    not_found = models.BooleanField(default=False)
+    # As of fetched_at.
+    error_msg = models.TextField(blank=True)  # ModelArts' own reason for a failure
+    running_instances = models.IntegerField(null=True, blank=True)
+    desired_instances = models.IntegerField(null=True, blank=True)
+    requests_per_minute = models.IntegerField(null=True, blank=True)
+    access_address = models.TextField(blank=True)
+    # Each model: name, version, flavor, instances, weight, status, usage, env names only.
+    model_configs = models.JSONField(default=list, blank=True)
+    # ModelArts' event log, newest first: [{"type", "info", "at"}].
+    events = models.JSONField(default=list, blank=True)
+    # The deployment history, newest first: [{"at", "result", "models", "success", "failed"}].
+    update_logs = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [
+            # The poller's queue of pages waiting for a fetch.
+            models.Index(
+                fields=["requested_at"],
+                name="detail_requested",
+                condition=Q(requested_at__isnull=False),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"detail of {self.service_id}"
+
+    @property
+    def below_desired(self) -> bool:
+        running, desired = self.running_instances, self.desired_instances
+        return running is not None and desired is not None and running < desired
+
+    @classmethod
+    def request(cls, service: Service, now: datetime | None = None) -> bool:
+        """Ask the pollers for a fresh fetch of the service's detail; False when one is
+        already asked for (the first request's time stays)."""
+        now = now or timezone.now()
+        cls.objects.get_or_create(service=service)
+        pending = cls.objects.filter(service=service, requested_at__isnull=True)
+        return bool(pending.update(requested_at=now))

@@ -298,3 +298,14 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ImproperlyConfigured("set EMAIL_USE_TLS or EMAIL_USE_SSL, not both")
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "modelarts-dashboard@localhost")
+
+# Each service's detail (why it failed, its instances, events): the poller fetches it for
+# unhealthy services, at most this many API calls per source and poll, spread over polls.
+DASHBOARD_DETAIL_CALLS_PER_POLL = env_int("DASHBOARD_DETAIL_CALLS_PER_POLL", 50, minimum=0)
+# A detail older than this is fetched again (for a page that shows it, or an unhealthy service).
+DASHBOARD_DETAIL_MAX_AGE = env_int("DASHBOARD_DETAIL_MAX_AGE", 60, minimum=10)
+# The ModelArts console page of a service: {region} and {service_id} are filled in.
+DASHBOARD_CONSOLE_URL = env_str(
+    "DASHBOARD_CONSOLE_URL",
+    "https://console.huaweicloud.com/modelarts/?region={region}#/dashboard/realtime/{service_id}",
+)

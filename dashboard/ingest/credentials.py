@@ -13,6 +13,7 @@ from dashboard.modelarts import (
     IamPasswordAuth,
     ModelArtsClient,
     NoAuth,
+    RetryPolicy,
     TokenAuth,
 )
 from dashboard.modelarts.auth import Auth
@@ -26,7 +27,7 @@ class SourceConfigError(Exception):
     """A source that cannot be polled as configured (a missing secret, say)."""
 
 
-def build_client(source: Source) -> ModelArtsClient:
+def build_client(source: Source, *, retry: RetryPolicy | None = None) -> ModelArtsClient:
     """The client for a source, its secrets read from the environment variables it names."""
     auth = _auth_for(source)
     project_id = source.project_id
@@ -39,6 +40,7 @@ def build_client(source: Source) -> ModelArtsClient:
             auth,
             timeout=settings.MODELARTS_TIMEOUT,
             offset_mode=source.offset_mode,
+            retry=retry,
         )
     except ValueError as exc:
         raise SourceConfigError(f"source {source.name!r}: {exc}") from exc

@@ -12,6 +12,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from dashboard.ingest.claims import SourceBusy
+from dashboard.ingest.details import fetch_details
 from dashboard.ingest.poll import poll_source
 from dashboard.ingest.retention import prune_history
 from dashboard.models import PollRun, Source
@@ -85,6 +86,7 @@ def run_due_polls(
         if stop is not None and stop.is_set():
             return
         requested = source.poll_requested_at is not None
+        polled = False
         if requested or source.is_due(now):
             # Busy: another poller has it, or has just polled it (or taken the request).
             with contextlib.suppress(SourceBusy):
@@ -92,3 +94,12 @@ def run_due_polls(
                 report(describe(run))
                 if after_poll is not None:
                     after_poll(run)
+                polled = run.ok
+        # After a poll, the unhealthy services' details within the budget; between polls,
+        # only those a page asked for.
+        fetched = fetch_details(source, asked_only=not polled)
+        if fetched.services:
+            report(
+                f"{source.name}: detail of {fetched.services} service(s) fetched"
+                + (f", {fetched.failed} failed" if fetched.failed else "")
+            )

@@ -9,15 +9,11 @@ from datetime import datetime
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import (
-    Count,
-    F,
-    Q,
-    QuerySet,
-)
+from django.db.models import Count, F, Q, QuerySet, Value
+from django.db.models.functions import NullIf
 from django.utils import timezone
 
-from dashboard.models import Alert, Service, Source
+from dashboard.models import Alert, Service, ServiceDetail, Source
 from dashboard.queries.detectors import DETECTOR_FIELDS, detector_columns
 from dashboard.queries.search import search
 from dashboard.queries.sources import disabled_ids, visible
@@ -46,15 +42,24 @@ SORTS: dict[str, tuple[str, ...]] = {
     "wfailures": ("w_failures", "id"),
     "wrate": ("w_rate", "id"),
     "failing": ("-w_rank_rate", "severity", "service_name", "id"),
+    # From each service's stored detail (see ingest.details): no index, a sort of the rows.
+    "instances": ("instances_missing", "severity", "id"),
+    "reason": ("reason", "id"),
 }
 
 # Columns that may be NULL: they sort NULLS LAST, the others plainly, so that each ORDER BY
 # reads its index as stored (an index scan cannot skip NULLs it does not hold).
 NULLABLE = frozenset(
     {f.column for f in Service._meta.concrete_fields if f.null}
-    | {"w_calls", "w_failures", "w_rate", "w_rank_rate"}
+    | {"w_calls", "w_failures", "w_rate", "w_rank_rate", "instances_missing", "reason"}
 )
 
+# The stored detail's sort keys (a LEFT JOIN, made only when a view sorts by them).
+DETAIL_SORTS = ("instances", "reason")
+DETAIL_COLUMNS = {
+    "instances_missing": F("detail__desired_instances") - F("detail__running_instances"),
+    "reason": NullIf(F("detail__error_msg"), Value("")),
+}
 WINDOW_SORTS = ("wcalls", "wfailures", "wrate", "failing")
 
 DEFAULT_SORT = "status"
@@ -84,6 +89,7 @@ class ServiceFilter:
     window: str = ""
     since: datetime | None = None
     detect: tuple[str, ...] = ()
+    below: bool = False  # running fewer instances than desired (per the stored detail)
     # One clock for every query of a request, so counts, rows and windows agree.
     now: datetime = field(default_factory=timezone.now, compare=False, repr=False)
 
@@ -95,6 +101,8 @@ class ServiceFilter:
 
     def _aliases(self) -> dict:
         columns = detector_columns(self.now)
+        if self.sort.lstrip("-") in DETAIL_SORTS:
+            columns |= DETAIL_COLUMNS  # a join every other view goes without
         if self.window:
             columns |= window_columns(self.now - WINDOWS[self.window])
         if self.since:
@@ -129,6 +137,8 @@ class ServiceFilter:
             for name in self.detect:
                 wanted |= Q(**{f"is_{name}": True})
             services = services.filter(wanted)
+        if self.below:
+            services = services.filter(detail__running_instances__lt=F("detail__desired_instances"))
         if with_status and self.statuses:
             # Severity follows from status: saying so lets the default sort's index serve it.
             wanted_severities = sorted({severity(status) for status in self.statuses})
@@ -192,7 +202,13 @@ class ServiceFilter:
 
     def is_filtered(self) -> bool:
         return bool(
-            self.statuses or self.infer_type or self.owner or self.source or self.q or self.detect
+            self.statuses
+            or self.infer_type
+            or self.owner
+            or self.source
+            or self.q
+            or self.detect
+            or self.below
         )
 
 
@@ -270,3 +286,8 @@ def alerting(services: list[Service]) -> set[int]:
     """Which of these services have an alert firing (the table's bells), in one query."""
     open_alerts = Alert.objects.filter(service__in=services, resolved_at=None, silenced=False)
     return set(open_alerts.values_list("service_id", flat=True))
+
+
+def details(services: list[Service]) -> dict[int, ServiceDetail]:
+    """The stored detail of each of these services that has one, in one query."""
+    return {d.service_id: d for d in ServiceDetail.objects.filter(service__in=services)}

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 from django.conf import settings
 from django.template.defaultfilters import truncatechars
 
-from dashboard.models import Service
+from dashboard.models import Service, ServiceDetail
 from dashboard.queries.detectors import DETECTORS
 from dashboard.statuses import style_for
 from dashboard.web.format import ago, count, iso, rate
@@ -36,6 +36,7 @@ class Row:
     now: datetime  # the view's clock, for ages
     detector_help: dict[str, str]
     alerting: bool = False  # an alert is firing for the service
+    detail: ServiceDetail | None = None  # what ModelArts last said of it beyond the list
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,29 @@ def _rate_cell(name: str) -> Callable[[Service, Row], str]:
     return cell
 
 
+def _detail_value(name: str) -> Callable[[Service, Row], object]:
+    return lambda service, row: getattr(row.detail, name) if row.detail else None
+
+
+def _instances_cell(service: Service, row: Row) -> str:
+    """Running/desired instances, warm when fewer run than were asked for."""
+    detail = row.detail
+    if detail is None or detail.desired_instances is None:
+        return '<td class="num">—</td>'
+    running = "?" if detail.running_instances is None else count(detail.running_instances)
+    css = "num hot" if detail.below_desired else "num"
+    return f'<td class="{css}">{running}/{count(detail.desired_instances)}</td>'
+
+
+def _reason_cell(service: Service, row: Row) -> str:
+    """ModelArts' own reason for a failure, cut short (all of it on hover and its page)."""
+    reason = row.detail.error_msg if row.detail else ""
+    if not reason:
+        return '<td class="reason">—</td>'
+    shown = escape(truncatechars(reason, 60))
+    return f'<td class="reason" title="{escape(reason)}">{shown}</td>'
+
+
 def _published_cell(service: Service, row: Row) -> str:
     if service.publish_at is None:
         return "<td>—</td>"
@@ -233,6 +257,22 @@ COLUMNS: tuple[Column, ...] = (
         _number_cell("calls_delta"),
         numeric=True,
     ),
+    Column(
+        "running_instances",
+        _detail_value("running_instances"),
+        "Instances",
+        "instances",
+        _instances_cell,
+        numeric=True,
+        json="detail.running_instances",
+    ),
+    Column(
+        "desired_instances", _detail_value("desired_instances"), json="detail.desired_instances"
+    ),
+    Column(
+        "reason", _detail_value("error_msg"), "Reason", "reason", _reason_cell, json="detail.reason"
+    ),
+    Column("detail_fetched_at", _detail_value("fetched_at"), json="detail.fetched_at"),
     Column("publish_at", _field("publish_at"), "Published", "published", _published_cell),
     Column("transition_at", _field("transition_at")),
     Column("status_changed_at", _field("status_changed_at")),

@@ -66,6 +66,8 @@ class ServiceFilterForm(forms.Form):
     window = forms.ChoiceField(required=False, choices=[(w, w) for w in WINDOWS])
     since = forms.DateTimeField(required=False)
     detect = forms.MultipleChoiceField(required=False, choices=[(d, d) for d in DETECTORS])
+    # Running fewer instances than desired: below=1 (anything else is an error, not "off").
+    below = forms.ChoiceField(required=False, choices=[("1", "1")])
 
 
 def encode_query(params: dict[str, object], defaults: dict[str, object]) -> str:
@@ -103,6 +105,7 @@ class ServiceView(ServiceFilter):
             "window": self.window,
             "since": self.since,
             "detect": list(self.detect),
+            "below": "1" if self.below else "",
         }
         params.update(changes)
         defaults = {
@@ -141,6 +144,7 @@ def parse_filter(data: QueryDict) -> tuple[ServiceView, dict[str, list[str]]]:
         window=window,
         since=clean["since"],
         detect=tuple(name for name in DETECTORS if name in clean["detect"]),
+        below=clean["below"] == "1",
     ), {}
 
 

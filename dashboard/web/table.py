@@ -8,7 +8,7 @@ from html import escape
 
 from django.utils.safestring import SafeString, mark_safe
 
-from dashboard.models import Service
+from dashboard.models import Service, ServiceDetail
 from dashboard.web.columns import Column, Row, changed_reasons, detector_help
 from dashboard.web.format import iso
 
@@ -21,6 +21,7 @@ def rows_html(
     since: datetime | None,
     now: datetime,
     alerting: set[int] = frozenset(),
+    details: dict[int, ServiceDetail] | None = None,
 ) -> SafeString:
     """The table body's rows: a cell per column (see table_columns); with since, changed rows
     highlighted;
@@ -36,6 +37,7 @@ def rows_html(
             now,
             help_texts,
             alerting=service.pk in alerting,
+            detail=(details or {}).get(service.pk),
         )
         highlight = ' class="changed"' if changed_reasons(service) else ""
         html.append(f'<tr data-service-id="{escape(service.service_id)}"{highlight}>')

@@ -58,7 +58,9 @@ def test_it_polls_due_sources_until_stopped(transactional_db, source):
         stop.set()
 
     poll_forever(stop, report)
-    assert len(lines) == 1 and lines[0].startswith("sim: ")
+    # The poll, then (same round) the details of its unhealthy services.
+    assert lines[0].startswith("sim: ") and " new, " in lines[0]
+    assert all("detail of" in line for line in lines[1:]) and len(lines) <= 2
     assert PollRun.objects.filter(source=source, ok=True).count() == 1
 
 

@@ -41,6 +41,12 @@ def test_it_describes_each_service(client, rows):
             "failed_times": 40,
             "failure_rate": 0.8,
             "calls_since_previous_poll": None,
+            "detail": {
+                "running_instances": None,
+                "desired_instances": None,
+                "reason": None,
+                "fetched_at": None,
+            },
             "publish_at": "2026-01-01T02:00:00Z",
             "transition_at": None,
             "status_changed_at": None,

@@ -14,6 +14,7 @@ from dashboard.alerts import outbox
 from dashboard.alerts.engine import after_poll
 from dashboard.alerts.outbox import send_forever
 from dashboard.ingest import poll as polling
+from dashboard.ingest.details import fetch_details
 from dashboard.ingest.scheduler import describe, enabled_sources, poll_forever
 from dashboard.ingest.sources import sync_env_source
 from dashboard.models import PollRun, Source
@@ -81,6 +82,8 @@ class Command(BaseCommand):
                 continue
             self.stdout.write(describe(run))
             self._alert(run)
+            if run.ok:
+                fetch_details(source)
             failed += not run.ok
         # What the polls raised goes out before the command ends (cron runs it and leaves).
         sent = outbox.send_pending(deadline=time.monotonic() + ONCE_SEND_SECONDS)
