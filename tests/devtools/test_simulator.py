@@ -225,7 +225,8 @@ def test_it_lists_services_as_they_come_and_go_whichever_moments_are_asked_for()
 
 @pytest.mark.parametrize("hours", [0, 0.5, 3, 30])
 def test_it_sends_exactly_the_items_it_lists(hours: float) -> None:
-    # The list body is made from pre-encoded parts for speed: it must be select's, byte for byte.
+    # The list body is assembled from pre-encoded parts for speed: it must be exactly the JSON
+    # encoding of the items it lists.
     fleet, now = make_fleet(size=500), START + hours * HOUR
     queries = [
         ListRequest(),

@@ -547,10 +547,10 @@ class Fleet:
         x, now_ms = self.elapsed_ms(now), math.floor(now * 1000)
         items = []
         with collector_paused():
-            for profile in self.profiles:
+            for index, profile in enumerate(self.profiles):
                 phase = phase_at(profile.plan, x)
                 if phase is not None:
-                    items.append(self._item(profile, phase, x, now_ms))
+                    items.append(self._item(index, phase, x, now_ms))
         return items
 
     def item(self, index: int, now: float | None = None) -> dict[str, Any] | None:
@@ -558,7 +558,7 @@ class Fleet:
         now = self._now(now)
         profile, x = self.profiles[index], self.elapsed_ms(now)
         phase = phase_at(profile.plan, x)
-        return None if phase is None else self._item(profile, phase, x, math.floor(now * 1000))
+        return None if phase is None else self._item(index, phase, x, math.floor(now * 1000))
 
     def index_of(self, service_id: str) -> int | None:
         return self._index.get(service_id)
@@ -566,32 +566,10 @@ class Fleet:
     def model_id(self, index: int) -> str:
         return self.profiles[index].model_id
 
-    def _item(self, profile: Profile, phase: Phase, x: int, now_ms: int) -> dict[str, Any]:
-        status, since, progress = phase
-        running, concerning = active_ms(profile, x)
-        item = dict(profile.base)
-        item["status"] = status
-        item["progress"] = progress
-        item["invocation_times"] = int(profile.rate * (running + concerning))
-        failing = profile.failure_ratio * running + profile.incident_failure_ratio * concerning
-        item["failed_times"] = int(profile.rate * failing)
-        item["operation_time"] = now_ms
-        item["transition_at"] = self.wall_ms(since)
-        if profile.nested_json:
-            item.update(json.loads(profile.nested_json))
-        if profile.infer_type == "batch":
-            self._batch_times(item, profile.plan, status)
-        return item
-
-    def _batch_times(self, item: dict[str, Any], plan: Plan, status: str) -> None:
-        if status == "deploying":
-            del item["start_time"]
-        else:
-            item["start_time"] = self.wall_ms(plan.deployed)
-        if status == "finished":
-            item["finished_time"] = self.wall_ms(plan.event)
-        else:
-            del item["finished_time"]
+    def _item(self, index: int, phase: Phase, x: int, now_ms: int) -> dict[str, Any]:
+        """Service `index` as a list item: its JSON text (see _item_text), read back, so the
+        item has one definition however it is served."""
+        return json.loads(self._item_text(index, phase, x, now_ms))
 
     def show(self, service_id: str, now: float | None = None) -> dict[str, Any] | None:
         """The ShowService body for one service, or None if it is not listed now."""
@@ -630,7 +608,7 @@ class Fleet:
     ) -> tuple[int, list[dict[str, Any]]]:
         """ListServices: (total_count, the page of items) for a validated query."""
         total, page, x, now_ms = self._page(query, now)
-        return total, [self._item(self.profiles[i], phase, x, now_ms) for i, phase in page]
+        return total, [self._item(i, phase, x, now_ms) for i, phase in page]
 
     def select_body(self, query: ListRequest, now: float | None = None) -> bytes:
         """select's answer as the JSON body ListServices sends, byte for byte, made faster.
@@ -664,7 +642,8 @@ class Fleet:
         return len(indexes), page, x, math.floor(now * 1000)
 
     def _item_text(self, index: int, phase: Phase, x: int, now_ms: int) -> str:
-        """_item(...) as compact JSON; the key order and values are _item's own."""
+        """Service `index` as a ListServices item, in compact JSON: its static parts, encoded
+        once per service, around the values of the moment."""
         profile = self.profiles[index]
         head, middle, tail = self._texts[index]
         status, since, progress = phase
