@@ -2,7 +2,16 @@ from django.contrib import admin
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from dashboard.web import events, health, metrics, polls, saved_views, service_page, services
+from dashboard.web import (
+    alerts,
+    events,
+    health,
+    metrics,
+    polls,
+    saved_views,
+    service_page,
+    services,
+)
 from dashboard.web.accounts import ThrottledLoginView
 
 urlpatterns = [
@@ -14,6 +23,11 @@ urlpatterns = [
     path("services/<str:service_id>/", service_page.service_detail, name="service"),
     path("events/", events.event_list, name="events"),
     path("api/events", events.api_events, name="api-events"),
+    path("alerts/", alerts.alert_list, name="alerts"),
+    path("alerts/<int:pk>/ack", alerts.acknowledge, name="acknowledge-alert"),
+    path("alerts/silences", alerts.create_silence, name="create-silence"),
+    path("alerts/silences/<int:pk>/expire", alerts.expire_silence, name="expire-silence"),
+    path("api/alerts", alerts.api_alerts, name="api-alerts"),
     path("views/", saved_views.saved_view_list, name="saved-views"),
     path("views/save", saved_views.save_view, name="save-view"),
     path("views/<slug:slug>/delete", saved_views.delete_view, name="delete-view"),

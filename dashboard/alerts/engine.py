@@ -73,6 +73,11 @@ def evaluate(
     if conditions is not None:
         rules = rules.filter(condition__in=conditions)
     silences = list(Silence.objects.filter(starts_at__lte=now, ends_at__gt=now))
+    # A rule switched off (or narrowed away from this source) ends its alerts here, quietly:
+    # nobody asked to hear about it any more.
+    Alert.objects.filter(source=source, resolved_at=None).exclude(
+        rule__in=[rule for rule in rules if selects_source(rule, source)]
+    ).filter(rule__condition__in=conditions or AlertRule.Condition.values).update(resolved_at=now)
     for rule in rules:
         if not selects_source(rule, source):
             continue

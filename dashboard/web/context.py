@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
+from dashboard.queries.alerts import firing_count
 from dashboard.web.saved_views import menu_entries
 
 
 def navigation(request: HttpRequest) -> dict:
-    # The function, not its result: templates call it only when they draw the menu, so a
-    # partial (which has no header) costs no query.
-    return {"saved_views_menu": menu_entries}
+    # The functions, not their results: templates call them only when they draw the header,
+    # so a partial (which has none) costs no query.
+    return {"saved_views_menu": menu_entries, "alerts_firing": firing_count}

@@ -248,3 +248,22 @@ def test_a_disabled_channel_gets_nothing(channel, make_service):
     AlertChannel.objects.update(enabled=False)
     assert evaluate(fixture_source()).fired == 1
     assert not Notification.objects.exists()
+
+
+def test_switching_a_rule_off_ends_its_alerts_quietly(channel, make_service):
+    make_service("bad", "failed")
+    failing = rule(channel)
+    evaluate(fixture_source())
+    failing.enabled = False
+    failing.save()
+    evaluate(fixture_source())
+    assert Alert.objects.get().resolved_at is not None
+    assert Notification.objects.count() == 1  # the firing one only
+
+
+def test_a_failed_poll_leaves_the_other_rules_alerts_alone(channel, make_service):
+    make_service("bad", "failed")
+    rule(channel)
+    evaluate(fixture_source())
+    evaluate(fixture_source(), conditions=["stale"])
+    assert Alert.objects.get().resolved_at is None
