@@ -80,9 +80,9 @@ def _name_cell(service: Service, row: Row) -> str:
         if changed
         else ""
     )
+    # Text, not an icon: it reads the same in every font and to a screen reader.
     bell = (
-        ' <span class="bell" role="img" title="An alert is firing" aria-label="alert firing">'
-        "&#128276;</span>"
+        ' <span class="tag tag-alert" title="An alert is firing: see Alerts">alert</span>'
         if row.alerting
         else ""
     )

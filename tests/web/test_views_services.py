@@ -453,3 +453,24 @@ def test_it_links_each_name_to_its_service_page(client, fleet_rows):
     link = f"/services/{service_id}/?source=fixture"
     assert f'<a class="service-link" href="{link}"' in body
     assert client.get(f"/services/{service_id}/").status_code == 200
+
+
+def test_it_marks_the_services_an_alert_fires_for(client, make_service):
+    from dashboard.models import Alert, AlertRule
+
+    loud, quiet = make_service("loud", "failed"), make_service("quiet", "failed")
+    fine = make_service("fine")
+    rule = AlertRule.objects.create(name="failing", condition="statuses", statuses=["failed"])
+    for service, silenced in ((loud, False), (quiet, True)):
+        Alert.objects.create(
+            rule=rule,
+            source=service.source,
+            service=service,
+            fingerprint=service.service_id[-8:],
+            started_at=timezone.now(),
+            silenced=silenced,
+        )
+    body = client.get("/?sort=name").content.decode()
+    rows = dict(re.findall(r'<tr data-service-id="([^"]+)"[^>]*>(.*?)</tr>', body, re.S))
+    assert 'class="tag tag-alert"' in rows[loud.service_id]
+    assert "tag-alert" not in rows[quiet.service_id] + rows[fine.service_id]
