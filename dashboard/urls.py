@@ -21,6 +21,7 @@ urlpatterns = [
     path("services.csv", services.services_csv, name="services-csv"),
     path("polls/", polls.poll_list, name="polls"),
     path("services/<str:service_id>/", service_page.service_detail, name="service"),
+    path("services/<str:service_id>/detail", service_page.request_detail, name="request-detail"),
     path("events/", events.event_list, name="events"),
     path("api/events", events.api_events, name="api-events"),
     path("alerts/", alerts.alert_list, name="alerts"),

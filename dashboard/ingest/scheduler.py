@@ -59,6 +59,8 @@ def poll_forever(
     next_prune = time.monotonic()
     while not stop.is_set():
         try:
+            # A long-lived process: connections the database dropped are replaced each round.
+            close_old_connections()
             run_due_polls(report, source_name, stop=stop, after_poll=after_poll)
             if time.monotonic() >= next_prune:
                 # Every poller prunes now and then; deletes of the same old rows are harmless.
@@ -80,7 +82,6 @@ def run_due_polls(
     after_poll: AfterPoll | None = None,
 ) -> None:
     """One round: poll every source that is due, or that a page asked to poll now."""
-    close_old_connections()
     now = timezone.now()
     for source in enabled_sources(name):
         if stop is not None and stop.is_set():

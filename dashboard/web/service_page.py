@@ -1,22 +1,38 @@
-"""The page of one service: its latest snapshot, history charts and status changes.
+"""The page of one service: why it fails (ModelArts' own account), its latest snapshot, history
+charts, and a timeline of status changes and ModelArts' events.
 
 A constant number of queries whatever the history holds (see queries.history); plus the
-header's own.
+header's own. ModelArts is never called from here: the "Why" panel only asks the pollers for
+a fresh fetch of the service's detail (/services/<id>/detail) and shows what they stored.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import datetime
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
 
-from dashboard.models import Service
+from dashboard.models import Service, ServiceDetail
+from dashboard.queries.details import (
+    abnormal_events,
+    detail_of,
+    events_of,
+    fetch_due,
+    region_of,
+    timeline,
+    unanswered,
+    update_logs_of,
+)
 from dashboard.queries.freshness import freshness
 from dashboard.queries.history import (
     changes_since,
@@ -27,8 +43,15 @@ from dashboard.queries.history import (
 from dashboard.statuses import style_for
 from dashboard.web import charts
 from dashboard.web.events import change_row
+from dashboard.web.htmx import wants_partial
+from dashboard.web.services import PENDING_REFRESH_SECONDS
 
+log = logging.getLogger(__name__)
 CHANGES_LISTED = 200
+# The "Why" panel lists this many of ModelArts' latest abnormal events; the timeline has all.
+ABNORMAL_SHOWN = 5
+# A deployment's result and the badge tone it gets (anything else: unknown, never healthy).
+RESULT_TONES = {"SUCCESS": "ok", "FAIL": "bad", "RUNNING": "info"}
 # Every field the API documents, in its order (the model keeps it), then our own.
 _NAMES = [f.name for f in Service._meta.concrete_fields]
 API_FIELDS = _NAMES[_NAMES.index("service_id") : _NAMES.index("raw")]
@@ -49,20 +72,32 @@ INVISIBLE = re.compile("[\u0080-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\uf
 def service_detail(request: HttpRequest, service_id: str) -> HttpResponse:
     range_key = request.GET.get("range") or charts.DEFAULT_RANGE
     source_name = request.GET.get("source", "")
+    panel = request.GET.get("panel", "")
     range_ = charts.RANGES.get(range_key)
     if range_ is None:
         choices = ", ".join(charts.RANGES)
         message = f"range must be one of {choices}, not {range_key[:40]!r}."
         return _problem(request, 400, message, service_id, source_name)
+    if panel not in ("", "why"):
+        message = f"panel must be why or left out, not {panel[:40]!r}."
+        return _problem(request, 400, message, service_id, source_name)
     matches = services_with_id(service_id, source_name)
     if not matches:
-        where = f" in source {source_name!r}" if source_name else ""
-        message = f"No service with id {service_id!r}{where} has been seen."
-        return _problem(request, 404, message, service_id, source_name)
+        return _not_seen(request, service_id, source_name)
     service, same_id = matches[0], matches[1:]
+    now = timezone.now()
+    detail = detail_of(service)
+    events = events_of(detail)
+    if panel and wants_partial(request):
+        # The panel refreshing itself; a plain request for it gets the whole page.
+        return _vary(_why_response(request, service, detail, events, now, may_ask=True))
 
-    window = charts.window_for(range_, timezone.now())
+    window = charts.window_for(range_, now)
     changes, truncated = changes_since(service, window.start)
+    listed = changes[:CHANGES_LISTED]
+    # Events only as far back as the listed changes go: older ones would sit in a gap.
+    cut = truncated or len(changes) > len(listed)
+    since = listed[-1].at if cut else window.start
     intervals = chart_intervals(service, window)
     segments = charts.status_segments(
         changes[::-1],
@@ -90,7 +125,8 @@ def service_detail(request: HttpRequest, service_id: str) -> HttpResponse:
             segments, window, range_, label=f"Status timeline of {shown}"
         ),
         "intervals": intervals,
-        "changes": [change_row(change) for change in changes[:CHANGES_LISTED]],
+        "why": why_panel(service, detail, events, now, may_ask=True),
+        "timeline": [_timeline_row(row) for row in timeline(listed, events, since)],
         "changes_count": len(changes),
         "changes_truncated": truncated,
         "changes_listed": CHANGES_LISTED,
@@ -100,7 +136,174 @@ def service_detail(request: HttpRequest, service_id: str) -> HttpResponse:
         "sources": [freshness(service.source)],
         "section": "services",
     }
-    return render(request, "dashboard/service.html", context)
+    return _vary(render(request, "dashboard/service.html", context))
+
+
+@require_POST
+def request_detail(request: HttpRequest, service_id: str) -> HttpResponse:
+    """Ask the pollers for a fresh fetch of the service's detail: what the page does on load
+    when its copy is older than DASHBOARD_DETAIL_MAX_AGE. The request never fetches itself.
+
+    Any signed-in user may ask: a pending request is taken once however often anyone asks, so
+    asking costs ModelArts at most one fetch per poller round. The answer (the panel, or the
+    page without JavaScript) never asks again: no loops.
+    """
+    source_name = request.GET.get("source", "")
+    matches = services_with_id(service_id, source_name)
+    if not matches:
+        return _not_seen(request, service_id, source_name)
+    service = matches[0]
+    note = ""
+    if not service.source.enabled:
+        note = f"The source {service.source.name} is disabled: no poller fetches its services."
+    else:
+        try:
+            ServiceDetail.request(service)
+        except DatabaseError:
+            # The poller holds the write lock for a long moment, say; the page stays usable.
+            log.warning("detail request for %s could not be saved", service_id, exc_info=True)
+            note = "The database is busy: try again in a moment."
+    if not request.htmx:
+        return redirect(page_url(service_id, source_name))
+    detail = detail_of(service)
+    now = timezone.now()
+    return _why_response(request, service, detail, events_of(detail), now, may_ask=False, note=note)
+
+
+def page_url(service_id: str, source_name: str = "", **query: str) -> str:
+    """The service's page (or, with panel="why", its panel), as every link writes it."""
+    query = {**query, **({"source": source_name} if source_name else {})}
+    path = f"/services/{quote(service_id, safe='')}/"
+    return f"{path}?{urlencode(query)}" if query else path
+
+
+def console_url(service: Service) -> str:
+    """The service's page in the ModelArts console; empty when no region can be found."""
+    region = region_of(service.source)
+    if not region:
+        return ""
+    # replace(), not format(): a configured URL with other braces must not break the page.
+    url = settings.DASHBOARD_CONSOLE_URL.replace("{region}", quote(region, safe=""))
+    return url.replace("{service_id}", quote(service.service_id, safe=""))
+
+
+def why_panel(
+    service: Service,
+    detail: ServiceDetail | None,
+    events: list[dict],
+    now: datetime,
+    *,
+    may_ask: bool,
+    note: str = "",
+) -> dict:
+    """What the "Why" panel shows, and whether it asks for a fetch and how soon it refreshes."""
+    source = service.source
+    pending = bool(detail and detail.requested_at)
+    # A request no poller takes is looked for at the normal pace, not every 2 s forever.
+    waiting = pending and not unanswered(detail, now)
+    source_query = {"source": source.name}
+    return {
+        "detail": detail,
+        "state": _state(detail),
+        "abnormal": abnormal_events(events, ABNORMAL_SHOWN),
+        "models": [_model(config) for config in _dicts(detail and detail.model_configs)],
+        "update_logs": [_update_log(entry) for entry in update_logs_of(detail)],
+        "pending": pending,
+        "unanswered": unanswered(detail, now),
+        "source_name": source.name,
+        "source_enabled": source.enabled,
+        "ask": may_ask and source.enabled and fetch_due(detail, now),
+        "ask_url": f"/services/{quote(service.service_id, safe='')}/detail?"
+        + urlencode(source_query),
+        "panel_url": page_url(service.service_id, source.name, panel="why"),
+        "refresh_seconds": PENDING_REFRESH_SECONDS
+        if waiting
+        else settings.DASHBOARD_REFRESH_SECONDS,
+        "console_url": console_url(service),
+        "note": note,
+    }
+
+
+def _state(detail: ServiceDetail | None) -> str:
+    if detail is None:
+        return "asking"
+    if detail.not_found:
+        return "not_found"
+    if detail.error_code:
+        return "error"
+    return "ok" if detail.fetched_at else "asking"
+
+
+def _model(config: dict) -> dict:
+    """A model as the page shows it: only the keys listed here reach the template, so an
+    environment variable's value can never be shown, only its name."""
+    names = config.get("env_names")
+    if isinstance(names, dict):  # names are the keys of a mapping, never its values
+        names = list(names)
+    return {
+        "name": _text(config.get("model_name")),
+        "version": _text(config.get("model_version")),
+        "flavor": _text(config.get("specification")),
+        "instances": _number(config.get("instance_count")),
+        "running": _number(config.get("running_instances")),
+        "desired": _number(config.get("desired_instances")),
+        "weight": _number(config.get("weight")),
+        "status": _text(config.get("status")),
+        "env_names": [name for name in names or [] if isinstance(name, str)],
+    }
+
+
+def _update_log(entry: dict) -> dict:
+    result = entry["result"]
+    return {
+        **entry,
+        "tone": RESULT_TONES.get(result.upper(), "unknown"),
+        "models": [_model(config) for config in entry["models"]],
+        "success": _number(entry["success"]),
+        "failed": _number(entry["failed"]),
+    }
+
+
+def _timeline_row(row: dict) -> dict:
+    return {**row, **change_row(row["change"])} if row["kind"] == "status" else row
+
+
+def _dicts(value: object) -> list[dict]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _number(value: object) -> int | float | None:
+    # JSON from the API: a count sent as text (or anything odd) must not break the page.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            return int(str(value))
+        except ValueError:
+            return None
+    return value
+
+
+def _why_response(
+    request: HttpRequest,
+    service: Service,
+    detail: ServiceDetail | None,
+    events: list[dict],
+    now: datetime,
+    *,
+    may_ask: bool,
+    note: str = "",
+) -> HttpResponse:
+    context = {"why": why_panel(service, detail, events, now, may_ask=may_ask, note=note)}
+    return render(request, "dashboard/_service_why.html", context)
+
+
+def _vary(response: HttpResponse) -> HttpResponse:
+    # The same address answers with the page or, to HTMX, with the panel alone.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 def chart_intervals(service: Service, window: charts.Window) -> list[charts.Interval]:
@@ -144,6 +347,12 @@ def _field(name: str, value: object) -> dict:
 def _json_text(value: object, indent: int | None = None) -> str:
     text = json.dumps(value, indent=indent, ensure_ascii=False, default=str)
     return INVISIBLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def _not_seen(request: HttpRequest, service_id: str, source_name: str) -> HttpResponse:
+    where = f" in source {source_name!r}" if source_name else ""
+    message = f"No service with id {service_id!r}{where} has been seen."
+    return _problem(request, 404, message, service_id, source_name)
 
 
 def _problem(

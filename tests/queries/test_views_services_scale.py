@@ -16,6 +16,7 @@ from django.db import connection
 from django.http import QueryDict
 
 from dashboard.models import Service, Source
+from dashboard.queries.search import search
 from dashboard.queries.services import DETAIL_SORTS, SORTS, UNSHOWN, WINDOW_SORTS, CountedPaginator
 from dashboard.web.params import parse_filter
 
@@ -199,7 +200,7 @@ def test_the_search_reads_its_trigram_index(rows):
         return
     # The search alone, where no other index can stand in for it: each column's trigram
     # index must match its LIKE (at scale, the planner picks them for the table's queries).
-    text = plan(Service.objects.filter(view._search()).values("id"), no_sorts=False)
+    text = plan(Service.objects.filter(search(view.q)).values("id"), no_sorts=False)
     for index in ("service_search_name", "service_search_id", "service_search_desc"):
         assert f"Bitmap Index Scan on {index}" in text, text
 
