@@ -249,8 +249,24 @@ def _model(config: dict) -> dict:
         "desired": _number(config.get("desired_instances")),
         "weight": _number(config.get("weight")),
         "status": _text(config.get("status")),
+        "usage": _usage(config),
         "env_names": [name for name in names or [] if isinstance(name, str)],
     }
+
+
+def _usage(config: dict) -> str:
+    """What the model uses now, from the monitor API: "CPU 1.5 cores · 2,048 MB · GPU 0.8"."""
+    parts = []
+    for key, shown in (
+        ("cpu_core_usage", "CPU {:.3g} cores"),
+        ("cpu_memory_usage", "{:,.0f} MB"),
+        ("gpu_usage", "GPU {:.3g}"),
+        ("npu_usage", "NPU {:.3g}"),
+    ):
+        value = _number(config.get(key))
+        if value is not None:
+            parts.append(shown.format(value))
+    return " · ".join(parts)
 
 
 def _update_log(entry: dict) -> dict:

@@ -107,6 +107,9 @@ def test_it_shows_what_modelarts_said_first_on_the_page(clock, make_service, cli
                 "env_names": ["MODEL_PATH", "BATCH_SIZE"],
                 "running_instances": 1,
                 "desired_instances": 3,
+                "cpu_core_usage": 1.5,
+                "cpu_memory_usage": 2048,
+                "gpu_usage": None,
             }
         ],
         events=[
@@ -130,7 +133,13 @@ def test_it_shows_what_modelarts_said_first_on_the_page(clock, make_service, cli
     assert "Image pull failed: manifest unknown" in why
     assert 'class="why-below"' in why and "1 / 3" in why and "below desired" in why
     assert "1,234" in why and "https://infer.example/v1/x" in why
-    for text in ("resnet", "1.0.2", "modelarts.vm.cpu.2u", "(1 of 3 running)"):
+    for text in (
+        "resnet",
+        "1.0.2",
+        "modelarts.vm.cpu.2u",
+        "(1 of 3 running)",
+        "CPU 1.5 cores · 2,048 MB",
+    ):
         assert text in why
     assert "<code>MODEL_PATH</code>, <code>BATCH_SIZE</code>" in why
     assert "Container crashed: OOMKilled" in why
