@@ -175,10 +175,7 @@ class ServiceFilter:
     def status_counts(self, services: QuerySet[Service], sources: list[Source]) -> dict[str, int]:
         """Services per status under every filter but status: the tiles, and (summed over the
         chosen statuses) the table's count, from one query."""
-        counts: dict[str, int] = {}
-        for (status, _), n in self.counts_by_source(services, sources).items():
-            counts[status] = counts.get(status, 0) + n
-        return counts
+        return per_status(self.counts_by_source(services, sources))
 
     def counts_by_source(
         self, services: QuerySet[Service], sources: list[Source]
@@ -225,13 +222,18 @@ def page_of(view: ServiceFilter, sources: list[Source], *, empty: bool) -> tuple
     if empty:
         return Paginator(services.none(), view.per_page).get_page(1), {}
     by_source = view.counts_by_source(services, sources)
+    # The raw item and JSON fields stay unread: the table and the JSON list never show them.
+    rows = view.rows(services.defer(*UNSHOWN), sources)
+    paginator = CountedPaginator(rows, view.per_page, count=view.count(per_status(by_source)))
+    return paginator.get_page(view.page), by_source
+
+
+def per_status(by_source: dict[tuple[str, int], int]) -> dict[str, int]:
+    """Counts per (status, source id), summed over the sources."""
     counts: dict[str, int] = {}
     for (status, _), n in by_source.items():
         counts[status] = counts.get(status, 0) + n
-    # The raw item and JSON fields stay unread: the table and the JSON list never show them.
-    rows = view.rows(services.defer(*UNSHOWN), sources)
-    paginator = CountedPaginator(rows, view.per_page, count=view.count(counts))
-    return paginator.get_page(view.page), by_source
+    return counts
 
 
 class CountedPaginator(Paginator):

@@ -35,6 +35,7 @@ from dashboard.queries.services import (
     choices,
     details,
     page_of,
+    per_status,
 )
 from dashboard.queries.sources import all_sources, enabled
 from dashboard.queries.windows import WINDOWS
@@ -176,10 +177,9 @@ def _tiles(
 ) -> list[dict]:
     """A tile per status, with its count in each source (shown on hover) when there are
     several."""
-    counts: dict[str, int] = {}
+    counts = per_status(by_source)
     per_source: dict[str, list[str]] = {}
     for (status, source_id), n in sorted(by_source.items(), key=lambda i: names[i[0][1]]):
-        counts[status] = counts.get(status, 0) + n
         per_source.setdefault(status, []).append(f"{names[source_id]}: {n:,}")
     several = len({source_id for _, source_id in by_source}) > 1
     tiles = []
