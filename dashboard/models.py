@@ -87,6 +87,11 @@ class Source(models.Model):
     # Samples before this are thinned to hourly (see ingest.retention.thin_samples): each pruning
     # thins only what crossed the full-resolution boundary since the previous one.
     samples_thinned_until = models.DateTimeField(null=True, blank=True)
+    # The poll its services' windows (ServiceWindow) end at; NULL: work them all out afresh at
+    # the next poll (never done, or pruned history may have taken a baseline).
+    windows_as_of = models.DateTimeField(null=True, blank=True)
+    # The DASHBOARD_RATE_MIN_CALLS they ranked by: another one also works them all out afresh.
+    windows_min_calls = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -332,6 +337,47 @@ class ServiceSample(models.Model):
     class Meta:
         # Charts read one service's samples over a time range.
         indexes = [models.Index(fields=["service", "at"], name="sample_service_at")]
+
+
+class ServiceWindow(models.Model):
+    """A service's counters over one of the table's windows, ending at its source's
+    windows_as_of (its last successful poll): kept by the poller (see ingest.windows), so that a
+    windowed view reads and sorts stored numbers instead of working out every service's window
+    per request.
+
+    severity and service_name are copies of the service's, so that "failing now" (rate, then
+    severity, then name) reads one index in order.
+    """
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="windows")
+    window = models.CharField(max_length=8)  # a key of baselines.WINDOWS
+    # The counters at the window's start (NULL: unknown, see queries.windows).
+    base_calls = models.BigIntegerField(null=True, blank=True)
+    base_failures = models.BigIntegerField(null=True, blank=True)
+    calls = models.BigIntegerField(null=True, blank=True)
+    failures = models.BigIntegerField(null=True, blank=True)
+    rate = models.FloatField(null=True, blank=True)
+    # The rate over at least DASHBOARD_RATE_MIN_CALLS calls: what "failing now" ranks by.
+    rank_rate = models.FloatField(null=True, blank=True)
+    severity = models.PositiveSmallIntegerField()
+    service_name = models.CharField(max_length=256)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["service", "window"], name="window_unique_per_service")
+        ]
+        # One index per windowed sort, each ending in the service: the table's tie-breaker.
+        # PostgreSQL also gets DESC NULLS LAST twins in the migration, as the service table does.
+        indexes = [
+            models.Index(
+                fields=["window", "-rank_rate", "severity", "service_name", "service"],
+                name="window_failing",
+            ),
+            *(
+                models.Index(fields=["window", field, "service"], name=f"window_{field}")
+                for field in ("calls", "failures", "rate")
+            ),
+        ]
 
 
 class StatusChange(models.Model):

@@ -132,6 +132,19 @@ def make_service(db):
     return make
 
 
+def work_out_windows(now=None) -> None:
+    """What a poll does to its source's windows, for services and samples made straight in the
+    database: every service's windows worked out afresh, ending `now`."""
+    from django.utils import timezone
+
+    from dashboard.ingest.windows import keep_windows
+    from dashboard.models import Source
+
+    for source in Source.objects.all():
+        source.windows_as_of = None
+        keep_windows(source, now or timezone.now(), [])
+
+
 OPERATOR_PASSWORD = "operator-password-for-tests"
 
 

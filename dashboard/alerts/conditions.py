@@ -7,12 +7,12 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 
-from dashboard.models import AlertRule, PollRun, Service, ServiceSample, Source
+from dashboard.models import AlertRule, Service, Source
 from dashboard.queries.detectors import DETECTORS, detector_columns
 from dashboard.queries.sources import visible
-from dashboard.queries.windows import WINDOWS, window_columns
+from dashboard.queries.windows import WINDOWS, with_window
 
 # A rule's window is one of the table's, so the numbers are the same as the table shows.
 RULE_WINDOWS = WINDOWS
@@ -88,16 +88,12 @@ def _matching(rule: AlertRule, source: Source, now: datetime) -> QuerySet:
     if rule.condition == AlertRule.Condition.DETECTOR:
         flag = f"is_{rule.detector}"
         return services.alias(**detector_columns(now)).filter(**{flag: True}).values(*columns)
-    # failure_rate: only services whose counters moved in the window can have calls in it,
-    # and only they have samples there (samples are written on change); the samples are found
-    # through the window's poll runs, so the windowed numbers are worked out for them alone.
-    start = now - RULE_WINDOWS[rule.window]
-    runs = PollRun.objects.filter(source=source, started_at__gte=start)
-    moved = ServiceSample.objects.filter(poll_run__in=runs).values("service_id")
+    # failure_rate: the windows the poller keeps (they end at this poll), read through the
+    # window's rate index.
     return (
-        services.filter(pk__in=moved)
-        .alias(**window_columns(start))
-        .filter(Q(w_calls__gte=max(1, rule.min_calls)) & Q(w_rate__gte=rule.failure_rate))
+        with_window(services, rule.window)
+        .filter(w_calls__gte=max(1, rule.min_calls))
+        .filter(w_rate__gte=rule.failure_rate)
         .annotate(w_calls=F("w_calls"), w_rate=F("w_rate"))
         .values(*columns, "w_calls", "w_rate")
     )

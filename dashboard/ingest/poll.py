@@ -21,6 +21,7 @@ from dashboard.ingest.sql import (
     WRITE_BATCH,
     write_cache,
 )
+from dashboard.ingest.windows import keep_windows
 from dashboard.modelarts import (
     APIError,
     ModelArtsClient,
@@ -91,7 +92,8 @@ def _fetch_and_write(
     run.warnings = describe_gaps(snapshot)
     with transaction.atomic(), write_cache():
         _check_claim(source, token)
-        write_snapshot(source, run, snapshot, run.started_at)
+        rewritten = write_snapshot(source, run, snapshot, run.started_at)
+        keep_windows(source, run.started_at, rewritten)
         _finish(source, run, clock, ok=True)
 
 

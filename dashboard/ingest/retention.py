@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -19,6 +19,8 @@ from django.db.models import Exists, Max, OuterRef, QuerySet
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from dashboard.baselines import WINDOWS
+from dashboard.ingest.windows import forget_windows, rework_windows
 from dashboard.models import PollRun, ServiceSample, Source, StatusChange
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,9 @@ log = logging.getLogger(__name__)
 SLICE = 5000
 # Thinned a few hundred services at a time, for the same reason.
 SERVICES_PER_THINNING = 500
+# How long ago a source's windows may end and still be reworked service by service (see
+# _baselines_among); pollers bring them up to date every interval.
+BASELINE_SLACK = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,9 @@ def prune_history(days: int | None = None, *, thin_all: bool = False) -> Pruned:
     old_samples = ServiceSample.objects.filter(
         poll_run__in=PollRun.objects.filter(started_at__lt=cutoff), at__lt=cutoff
     ).filter(Exists(newer))
+    baselines = _baselines_among(old_samples, cutoff)
     samples = _delete_in_slices(old_samples)
+    rework_windows(baselines)
     changes = _delete_in_slices(StatusChange.objects.filter(at__lt=cutoff))
     # A run goes once nothing points at it any more.
     runs = _delete_in_slices(
@@ -93,7 +100,41 @@ def thin_samples(source: Source, cutoff, *, restart: bool = False) -> int:
         with transaction.atomic():
             thinned += old.exclude(id__in=last).delete()[0]
     Source.objects.filter(pk=source.pk).update(samples_thinned_until=end)
+    if thinned and _window_starts_within(source, start, end):
+        forget_windows(source)
+    elif thinned:
+        # A service first seen in the period counts a window that starts before it from its
+        # first sample, which thinning may have taken.
+        born = source.services.filter(first_seen_at__gte=start, first_seen_at__lt=end)
+        rework_windows(sorted(born.values_list("pk", flat=True)))
     return thinned
+
+
+def _window_starts_within(source: Source, start: datetime, end: datetime) -> bool:
+    """Whether a window of the source starts in a thinned period. Only then can thinning have
+    taken a baseline: every deleted sample has a kept one later in its hour, so it was one only
+    for a window starting in that hour."""
+    as_of = source.windows_as_of
+    return as_of is not None and any(start <= as_of - length < end for length in WINDOWS.values())
+
+
+def _baselines_among(old_samples: QuerySet, cutoff: datetime) -> list[int]:
+    """The services whose old samples may hold a window's baseline: with history kept longer
+    than the longest window, those with no sample from the cutoff to the window's start (any
+    other has a newer sample at or before every window's start); with a shorter history, all
+    of them (a window may count from their first sample). A source whose windows end long ago
+    is worked out afresh instead."""
+    now = timezone.now()
+    for source in Source.objects.filter(windows_as_of__lt=now - BASELINE_SLACK):
+        forget_windows(source)
+    bound = now - max(WINDOWS.values()) - BASELINE_SLACK
+    if cutoff < bound:
+        between = ServiceSample.objects.filter(
+            service=OuterRef("service"), at__gte=cutoff, at__lte=bound
+        )
+        old_samples = old_samples.exclude(Exists(between))
+    idle = old_samples.values_list("service_id", flat=True)
+    return sorted(set(idle.iterator(chunk_size=SLICE)))
 
 
 def _hour_floor(moment):

@@ -82,7 +82,8 @@ class _Known(NamedTuple):
 
 def write_snapshot(
     source: Source, run: PollRun, snapshot: Snapshot[ServiceRow], now: datetime
-) -> None:
+) -> list[int]:
+    """Write what the snapshot changed; the ids of the services it inserted or rewrote."""
     run.save()  # samples and status changes point at it
     previous_poll_at = source.last_success_at
     rows = Service.objects.filter(source=source).values_list("service_id", *_Known._fields)
@@ -119,6 +120,7 @@ def write_snapshot(
         gone = [old.pk for sid, old in known.items() if sid not in seen and old.gone_at is None]
         _update_in_chunks(gone, gone_at=now)
         run.gone_count = len(gone)
+    return [*ids.values(), *(pk for pk, _ in diff.updated)]
 
 
 def _storable(run: PollRun, rows: tuple[ServiceRow, ...]) -> list[ServiceRow]:

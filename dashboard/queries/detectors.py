@@ -19,8 +19,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from dashboard.baselines import sample_at
 from dashboard.models import ServiceSample, StatusChange
-from dashboard.queries.windows import sample_at
 
 DETECTORS = ("stuck", "idle", "flapping")
 

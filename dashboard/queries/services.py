@@ -20,9 +20,8 @@ from dashboard.queries.sources import disabled_ids, visible
 from dashboard.queries.windows import (
     SINCE_FIELDS,
     WINDOW_FIELDS,
-    WINDOWS,
     since_columns,
-    window_columns,
+    with_window,
 )
 from dashboard.statuses import severity
 
@@ -38,10 +37,11 @@ SORTS: dict[str, tuple[str, ...]] = {
     "delta": ("calls_delta", "id"),
     "published": ("publish_at", "id"),
     # Over the window (?window=…); a leading "-" on a column reverses it against the sort.
-    "wcalls": ("w_calls", "id"),
-    "wfailures": ("w_failures", "id"),
-    "wrate": ("w_rate", "id"),
-    "failing": ("-w_rank_rate", "severity", "service_name", "id"),
+    # (Their columns are the stored window's, so that each sort reads one of its indexes.)
+    "wcalls": ("w_calls", "w_service_id"),
+    "wfailures": ("w_failures", "w_service_id"),
+    "wrate": ("w_rate", "w_service_id"),
+    "failing": ("-w_rank_rate", "w_severity", "w_service_name", "w_service_id"),
     # From each service's stored detail (see ingest.details): no index, a sort of the rows.
     "instances": ("instances_missing", "severity", "id"),
     "reason": ("reason", "id"),
@@ -103,8 +103,6 @@ class ServiceFilter:
         columns = detector_columns(self.now)
         if self.sort.lstrip("-") in DETAIL_SORTS:
             columns |= DETAIL_COLUMNS  # a join every other view goes without
-        if self.window:
-            columns |= window_columns(self.now - WINDOWS[self.window])
         if self.since:
             columns |= since_columns(self.since)
         return columns
@@ -130,6 +128,8 @@ class ServiceFilter:
         if self.source:
             named = [source.pk for source in sources if source.name == self.source]
             services = services.filter(source_id__in=named)
+        if with_columns and self.window:
+            services = with_window(services, self.window)
         if with_columns or self.detect:
             services = services.alias(**self._aliases())
         if self.detect:

@@ -1,92 +1,51 @@
-"""Counters over a window of time, and what changed since a moment, from the samples the
-poller keeps: the table's ?window= and ?since= columns."""
+"""Counters over a window of time, and what changed since a moment: the table's ?window= and
+?since= columns.
+
+A window's numbers are the ones the poller keeps for every service (models.ServiceWindow, see
+ingest.windows): a view joins them instead of working out every service's window. They end at
+the service's source's last successful poll.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
-from django.db.models import (
-    BooleanField,
-    Case,
-    Exists,
-    F,
-    FloatField,
-    OuterRef,
-    Subquery,
-    Value,
-    When,
-)
-from django.db.models.functions import Cast
+from django.db.models import BooleanField, Case, Exists, F, OuterRef, QuerySet, Value, When
 
-from dashboard.models import ServiceSample, StatusChange
+from dashboard.baselines import WINDOWS, baseline
+from dashboard.models import Service, StatusChange
 
-WINDOWS: dict[str, timedelta] = {
-    "15m": timedelta(minutes=15),
-    "1h": timedelta(hours=1),
-    "24h": timedelta(hours=24),
-    "7d": timedelta(days=7),
+__all__ = ["WINDOWS", "with_window", "since_columns", "WINDOW_FIELDS", "SINCE_FIELDS"]
+
+# The stored numbers, by the names the table's columns and sorts use.
+_STORED = {
+    "w_calls": "calls",
+    "w_failures": "failures",
+    "w_rate": "rate",
+    "w_rank_rate": "rank_rate",
+    # Copies of the service's own, so that "failing now" reads one index in order.
+    "w_severity": "severity",
+    "w_service_name": "service_name",
+    "w_service_id": "service_id",
 }
 
 
-def sample_at(column: str, moment: datetime, *, latest: bool = True) -> Subquery:
-    """A counter of the outer service as of `moment`: its latest sample at or before then
-    (samples are written only on change), or with latest=False its first sample after."""
-    samples = ServiceSample.objects.filter(service=OuterRef("pk"))
-    if latest:
-        samples = samples.filter(at__lte=moment).order_by("-at", "-id")
-    else:
-        samples = samples.filter(at__gt=moment).order_by("at", "id")
-    return Subquery(samples.values(column)[:1])
+def with_window(services: QuerySet[Service], window: str) -> QuerySet[Service]:
+    """The services joined to their stored numbers of `window` (a key of WINDOWS), as aliases.
 
-
-def _baseline(column: str, start: datetime) -> Case:
-    """The counter at `start`; for a service first seen after it, its first sample; else NULL
-    (history pruned or never kept: no number is better than a wrong one)."""
-    before = ServiceSample.objects.filter(service=OuterRef("pk"), at__lte=start)
-    return Case(
-        When(Exists(before), then=sample_at(column, start)),
-        When(first_seen_at__gt=start, then=sample_at(column, start, latest=False)),
-        default=None,
-    )
-
-
-def _increase(column: str, baseline: str) -> Case:
-    """How much a counter grew since its baseline; NULL when unknown or reset (it went down)."""
-    return Case(
-        When(**{f"{column}__gte": F(baseline)}, then=F(column) - F(baseline)),
-        default=None,
-    )
-
-
-def window_columns(start: datetime) -> dict:
-    return {
-        "w_base_calls": _baseline("invocation_times", start),
-        "w_base_failures": _baseline("failed_times", start),
-        "w_calls": _increase("invocation_times", "w_base_calls"),
-        "w_failures": _increase("failed_times", "w_base_failures"),
-        "w_rate": Case(
-            When(
-                w_calls__gt=0,
-                then=Cast("w_failures", FloatField()) / Cast("w_calls", FloatField()),
-            ),
-            default=None,
-            output_field=FloatField(),
-        ),
-        # "Failing now" ranks a rate only over enough calls: 1 failure in 1 call is noise.
-        "w_rank_rate": Case(
-            When(w_calls__gte=settings.DASHBOARD_RATE_MIN_CALLS, then=F("w_rate")),
-            default=None,
-            output_field=FloatField(),
-        ),
-    }
+    An inner join, so that a database can read a sort's index from the window's side: the
+    poller keeps a row for every service it has stored. (The aliases reuse the filter's join;
+    made the other way round, Django would join twice.)
+    """
+    joined = services.filter(windows__window=window)
+    return joined.alias(**{name: F(f"windows__{column}") for name, column in _STORED.items()})
 
 
 def since_columns(since: datetime) -> dict:
     changed = StatusChange.objects.filter(service=OuterRef("pk"), at__gte=since)
     return {
         "since_status": Exists(changed),
-        "since_base_failures": _baseline("failed_times", since),
+        "since_base_failures": baseline("failed_times", since),
         "since_failing": Case(
             When(failed_times__gt=F("since_base_failures"), then=Value(True)),
             default=Value(False),

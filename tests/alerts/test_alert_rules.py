@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from conftest import work_out_windows
 from django.utils import timezone
 
 from dashboard.alerts.engine import evaluate
@@ -198,6 +199,7 @@ def test_a_failure_rate_rule_uses_the_tables_windowed_numbers(channel, make_serv
             service=service, poll_run=run, at=now - timedelta(minutes=1), status="running",
             invocation_times=service.invocation_times, failed_times=service.failed_times,
         )  # fmt: skip
+    work_out_windows(now)
     rule(channel, condition="failure_rate", failure_rate=0.5, window="15m", min_calls=20)
     evaluate(fixture_source(), now)
     [line] = messages()[0]["alerts"]
