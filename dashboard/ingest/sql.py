@@ -140,9 +140,7 @@ def insert_samples(rows: list[tuple]) -> None:
     """rows: (service_id, poll_run_id, at, status, progress, invocation_times, failed_times)."""
     columns = ("service_id", "poll_run_id", "at", "status", "progress", "invocation_times",
                "failed_times")  # fmt: skip
-    prepare = _preparer(ServiceSample, columns)
-    if rows:
-        insert(ServiceSample, columns, (prepare(row) for row in rows))
+    insert_rows(ServiceSample, columns, rows)
 
 
 def insert_changes(rows: list[tuple]) -> None:
@@ -150,9 +148,14 @@ def insert_changes(rows: list[tuple]) -> None:
     transition_at)."""
     columns = ("service_id", "source_id", "poll_run_id", "at", "previous_poll_at", "from_status",
                "to_status", "transition_at")  # fmt: skip
-    prepare = _preparer(StatusChange, columns)
+    insert_rows(StatusChange, columns, rows)
+
+
+def insert_rows(model: type[models.Model], columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """INSERT plain Python values (dates adapted here; JSON columns given as their text)."""
+    prepare = _preparer(model, columns)
     if rows:
-        insert(StatusChange, columns, (prepare(row) for row in rows))
+        insert(model, columns, (prepare(row) for row in rows))
 
 
 def insert(model: type[models.Model], columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
