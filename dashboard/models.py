@@ -587,6 +587,35 @@ class Notification(models.Model):
         return f"{self.rule} → {self.channel.name} ({self.state})"
 
 
+class ExpositionPart(models.Model):
+    """One family's /metrics lines for a slice of a source's services, as the last poll that
+    wrote them left them (see ingest.exposition): a scrape concatenates these instead of
+    rendering every service again. A poll replaces all of its source's parts at once, in its
+    write transaction."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="exposition_parts")
+    family = models.CharField(max_length=64)  # a name of exposition.FAMILIES
+    part = models.PositiveIntegerField()
+    # The poll that rendered it (its started_at), and the source's name in its lines: a scrape
+    # renders the source's rows instead when a later poll wrote rows without rendering them,
+    # or the source has another name now (see exposition.current_parts).
+    rendered_at = models.DateTimeField()
+    source_name = models.CharField(max_length=64)
+    # Last in the table: SQLite reads a column after a long text through its overflow pages.
+    text = models.TextField()
+
+    class Meta:
+        # A scrape reads them in this order, family after family: from the index, unsorted.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["family", "source", "part"], name="exposition_part_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.family} #{self.part}"
+
+
 class ServiceDetail(models.Model):
     """What ModelArts says of one service beyond its list item: why it failed, its instances,
     models, events and deployments, as last fetched by a poller (for unhealthy services,

@@ -15,6 +15,7 @@ from django.utils import timezone
 from dashboard.ingest.claims import SourceBusy, claim, poll_budget, release, why_busy
 from dashboard.ingest.collector import collector_paused
 from dashboard.ingest.credentials import SourceConfigError, build_client
+from dashboard.ingest.exposition import render_exposition
 from dashboard.ingest.rows import RowMaker, ServiceRow
 from dashboard.ingest.snapshot import TableChanged, describe_gaps, write_snapshot
 from dashboard.ingest.sql import (
@@ -94,6 +95,7 @@ def _fetch_and_write(
         _check_claim(source, token)
         rewritten = write_snapshot(source, run, snapshot, run.started_at)
         keep_windows(source, run.started_at, rewritten)
+        render_exposition(source, run)
         _finish(source, run, clock, ok=True)
 
 

@@ -1,65 +1,43 @@
 """Prometheus metrics, read from the database on every scrape so every web worker answers the
-same: each service's status and counters, each source's freshness."""
+same: each source's freshness and the alerts firing, rendered now, and each service's status
+and counters as its source's last poll stored them (see ingest.exposition), streamed."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.samples import Sample
 
-from dashboard.queries.metrics import firing_by_rule, service_series, source_health
-
-SERVICE_LABELS = ("source", "service_id", "service_name", "infer_type", "owner")
-# Names are whatever anyone who can create a service typed: a 10,000-character one would make
-# every series of that service 10 kB. Cut long values (service_id keeps series apart).
-LABEL_MAX = 200
-
-# A row of the service query, trimmed to what the families need:
-# (label values, status, invocation_times, failed_times, progress, shared_count)
-ServiceRow = tuple[tuple[str, ...], str, int | None, int | None, int | None, int | None]
+from dashboard.exposition import label_value
+from dashboard.models import Source
+from dashboard.queries.metrics import firing_by_rule, service_exposition, source_health
 
 
-def label_value(value: str) -> str:
-    """A label value as the API sent it, cut to LABEL_MAX characters.
+class _Families(Collector):
+    """A few families made now, for generate_latest to write."""
 
-    prometheus_client escapes backslashes, quotes and newlines; everything else is valid in a
-    label value except a lone surrogate (JSON's "\\ud800"), which cannot be written as UTF-8 and
-    would fail the whole scrape.
-    """
-    if len(value) > LABEL_MAX:
-        value = value[: LABEL_MAX - 1] + "…"
-    if not value.isascii():
-        value = value.encode("utf-8", "replace").decode("utf-8")
-    return value
+    def __init__(self, families: list[Metric]):
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
 
 
-class _LazyFamily(Metric):
-    """A metric family whose samples are made while the exposition is written, one at a time.
-
-    add_metric keeps every Sample (and its label dict) until the scrape ends: at 100,000
-    services that is well over a million objects for the status family alone.
-    """
-
-    def __init__(self, name: str, documentation: str, typ: str, samples: Iterable[Sample]):
-        super().__init__(name, documentation, typ)
-        self.samples = samples  # type: ignore[assignment]  # iterated once, by generate_latest
-
-
-class ModelArtsCollector(Collector):
-    def collect(self) -> Iterator[Metric]:
-        yield from _source_families(timezone.now())
-        yield from _service_families(service_series())
-        yield _alert_family()
+def _exposition(sources: list[Source]) -> Iterator[bytes]:
+    yield generate_latest(_Families(list(_source_families(sources, timezone.now()))))
+    for text in service_exposition(sources):
+        yield text.encode("utf-8")
+    yield generate_latest(_Families([_alert_family()]))
 
 
 def _alert_family() -> Metric:
@@ -73,8 +51,7 @@ def _alert_family() -> Metric:
     return family
 
 
-def _source_families(now: datetime) -> Iterator[Metric]:
-    sources = source_health()
+def _source_families(sources: list[Source], now: datetime) -> Iterator[Metric]:
     families = {
         "success": GaugeMetricFamily(
             "modelarts_source_last_success_timestamp_seconds",
@@ -128,86 +105,9 @@ def _source_families(now: datetime) -> Iterator[Metric]:
     yield from families.values()
 
 
-def _compact(rows: Iterable[tuple]) -> list[ServiceRow]:
-    """The query's rows with their label values cut, kept for every family to read, so all of
-    them describe the same moment."""
-    # Sources, types, owners and statuses repeat across thousands of rows: keep one copy each.
-    seen: dict[str, str] = {}
-
-    def shared(value: str) -> str:
-        label = seen.get(value)
-        if label is None:
-            label = seen[value] = label_value(value)
-        return label
-
-    kept = []
-    for source, service_id, name, infer_type, owner, status, *numbers in rows:
-        labels = (shared(source), label_value(service_id), label_value(name))
-        kept.append(((*labels, shared(infer_type), shared(owner)), shared(status), *numbers))
-    return kept
-
-
-def _service_families(query_rows: Iterable[tuple]) -> Iterator[Metric]:
-    rows = _compact(query_rows)
-    yield _LazyFamily(
-        "modelarts_service_status",
-        "The service's current status, as the status label (value always 1). One series per "
-        "service, not one per possible status: at 100,000 services that is the difference "
-        'between a 50 MB and a 270 MB scrape. Alert on it with {status="failed"}.',
-        "gauge",
-        _status_samples(rows),
-    )
-    for name, documentation, typ, column in (
-        (
-            "modelarts_service_invocations",
-            "Calls of the service, as counted by ModelArts.",
-            "counter",
-            2,
-        ),
-        (
-            "modelarts_service_failures",
-            "Failed calls of the service, as counted by ModelArts.",
-            "counter",
-            3,
-        ),
-        (
-            "modelarts_service_deployment_progress_percent",
-            "Deployment progress of the service, 0 to 100.",
-            "gauge",
-            4,
-        ),
-        (
-            "modelarts_service_shared_count",
-            "How many times the service is shared.",
-            "gauge",
-            5,
-        ),
-    ):
-        sample_name = f"{name}_total" if typ == "counter" else name
-        yield _LazyFamily(name, documentation, typ, _column_samples(sample_name, rows, column))
-
-
-def _status_samples(rows: list[ServiceRow]) -> Iterator[Sample]:
-    name = "modelarts_service_status"
-    for labels, status, *_ in rows:
-        yield Sample(name, {**dict(zip(SERVICE_LABELS, labels, strict=True)), "status": status}, 1)
-
-
-def _column_samples(name: str, rows: list[ServiceRow], column: int) -> Iterator[Sample]:
-    for row in rows:
-        value = row[column]
-        if value is not None:  # the API left it out: no series rather than a made-up 0
-            yield Sample(name, dict(zip(SERVICE_LABELS, row[0], strict=True)), value)
-
-
-# Its own registry: the global one would add this process's own metrics, which differ by worker.
-registry = CollectorRegistry()
-registry.register(ModelArtsCollector())
-
-
 @require_GET
 @login_not_required
-def metrics(request: HttpRequest) -> HttpResponse:
+def metrics(request: HttpRequest) -> HttpResponseBase:
     """The Prometheus text exposition; who may read it is up to DASHBOARD_METRICS_TOKEN and
     DASHBOARD_METRICS_ACCESS, not the login middleware (a scraper cannot sign in)."""
     token = getattr(settings, "DASHBOARD_METRICS_TOKEN", "") or ""
@@ -218,7 +118,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
         if token:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    # Read before the response starts: a database that cannot answer is a 500, not a cut scrape.
+    sources = list(source_health())
+    return StreamingHttpResponse(_exposition(sources), content_type=CONTENT_TYPE_LATEST)
 
 
 def _may_read(request: HttpRequest, token: str, access: str) -> bool:

@@ -572,7 +572,7 @@ def test_the_csv_and_metrics_carry_hostile_strings_as_data(client, anonymous_cli
     names = {row["service_name"].removeprefix("'") for row in rows}
     assert names == stored("service_name")
     assert all(not row["service_name"].startswith(("=", "+", "@")) for row in rows)
-    metrics = anonymous_client.get("/metrics").content.decode()
+    metrics = b"".join(anonymous_client.get("/metrics").streaming_content).decode()
     labels = {
         sample.labels.get("service_name")
         for family in text_string_to_metric_families(metrics)
