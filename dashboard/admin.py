@@ -7,8 +7,11 @@ from urllib.parse import urlsplit
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path
 from django.utils import timezone
 
 from dashboard.alerts.channels import ChannelConfig, ChannelConfigError
@@ -216,6 +219,7 @@ class AlertChannelAdmin(admin.ModelAdmin):
     search_fields = ["name"]  # never the URL: a search would answer questions about its key
     readonly_fields = ["provisioned"]
     actions = ["send_test_message"]
+    change_form_template = "admin/dashboard/alertchannel/change_form.html"
 
     @admin.display(description="URL")
     def shown_url(self, channel: AlertChannel) -> str:
@@ -242,15 +246,42 @@ class AlertChannelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send a test message", permissions=["test"])
     def send_test_message(self, request: HttpRequest, queryset) -> None:
+        for channel in queryset:
+            self._queue_test(request, channel)
+
+    def _queue_test(self, request: HttpRequest, channel: AlertChannel) -> None:
         # Queued, not sent: the pollers' dispatcher delivers it, retries and records the answer.
         now = timezone.now()
-        for channel in queryset:
-            enqueue(channel, "test", [sample_line(now)], now)
-            self.message_user(
-                request,
-                f"Test message to {channel.name} queued; see /alerts/ for the delivery.",
-                messages.SUCCESS,
-            )
+        enqueue(channel, "test", [sample_line(now)], now)
+        self.message_user(
+            request,
+            f"Test message to {channel.name} queued; see /alerts/ for the delivery.",
+            messages.SUCCESS,
+        )
+
+    def get_urls(self) -> list:
+        test = self.admin_site.admin_view(self.send_test_view)
+        return [
+            path("<int:pk>/test/", test, name="dashboard_alertchannel_test"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
+        # The channel's page has the button too: in the page's tools, outside the change form,
+        # so Enter in a field still saves.
+        extra_context = {
+            **(extra_context or {}),
+            "can_send_test": self.has_test_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def send_test_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_test_permission(request):
+            raise PermissionDenied
+        self._queue_test(request, get_object_or_404(AlertChannel, pk=pk))
+        return redirect("admin:dashboard_alertchannel_change", pk)
 
 
 class AlertRuleForm(forms.ModelForm):

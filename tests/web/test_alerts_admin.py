@@ -136,6 +136,20 @@ def test_the_test_message_action_queues_a_message_for_the_dispatcher(admin_clien
     assert "Test message to ops-dingtalk queued; see /alerts/ for the delivery." in page
 
 
+def test_the_channels_page_has_a_test_button_outside_its_form(admin_client, channel):
+    page = admin_client.get(f"{CHANNELS}{channel.pk}/change/").content.decode()
+    action = f'action="{CHANNELS}{channel.pk}/test/"'
+    assert action in page
+    # Outside the change form: Enter in a field still saves rather than sending a test.
+    assert page.index(action) < page.index('id="alertchannel_form"')
+    assert admin_client.get(f"{CHANNELS}{channel.pk}/test/").status_code == 405
+    assert not Notification.objects.exists()
+    response = admin_client.post(f"{CHANNELS}{channel.pk}/test/")
+    assert response.status_code == 302 and response["Location"].endswith(f"/{channel.pk}/change/")
+    assert Notification.objects.get().channel == channel
+    assert "Test message to ops-dingtalk queued" in admin_client.get(response["Location"]).text
+
+
 def test_a_staff_user_without_the_test_permission_gets_no_test_action(db, channel):
     user = get_user_model().objects.create_user("clerk", password="x", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="view_alertchannel"))
@@ -144,9 +158,11 @@ def test_a_staff_user_without_the_test_permission_gets_no_test_action(db, channe
     listing = client.get(CHANNELS).content.decode()
     assert "send_test_message" not in listing
     client.post(CHANNELS, {"action": "send_test_message", "_selected_action": [str(channel.pk)]})
+    assert client.post(f"{CHANNELS}{channel.pk}/test/").status_code == 403
     assert not Notification.objects.exists()
     # A view-only page shows fields as text: the secrets' never.
     page = client.get(f"{CHANNELS}{channel.pk}/change/").content.decode()
+    assert "/test/" not in page
     assert "url, secret" in page  # which secrets are stored, not what they are
     assert_no_secret(page, "the view-only page")
 
