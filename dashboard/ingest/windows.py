@@ -39,7 +39,7 @@ WITH base AS MATERIALIZED (
             END
         ) AS sample_id
     FROM dashboard_service s
-    WHERE s.source_id = %(source)s AND s.gone_at IS NULL {only}
+    WHERE {source} = %(source)s AND s.gone_at IS NULL {only}
 ), counted AS (
     SELECT base.id, base.severity, base.service_name,
         x.invocation_times AS base_calls, x.failed_times AS base_failures,
@@ -62,21 +62,23 @@ ON CONFLICT (service_id, "window") DO UPDATE SET base_calls = excluded.base_call
     base_failures = excluded.base_failures, calls = excluded.calls,
     failures = excluded.failures, rate = excluded.rate, rank_rate = excluded.rank_rate,
     severity = excluded.severity, service_name = excluded.service_name
+WHERE {changed}
 """
+# A row is rewritten only when a number changed: every rewrite updates the table's indexes.
+_KEPT = ("base_calls", "base_failures", "calls", "failures", "rate", "rank_rate", "severity",
+         "service_name")  # fmt: skip
 
 
-def keep_windows(source: Source, now: datetime, rewritten: Collection[int]) -> int:
+def keep_windows(source: Source, now: datetime, rewritten: Collection[int]) -> None:
     """Bring the source's windows to end at `now` (its poll's time), inside the poll's
-    transaction; `rewritten` are the services this poll inserted or rewrote. The number of
-    window rows written."""
+    transaction; `rewritten` are the services this poll inserted or rewrote."""
     previous = source.windows_as_of
     if source.windows_min_calls != settings.DASHBOARD_RATE_MIN_CALLS:
         previous = None
-    written = 0
     for name, length in WINDOWS.items():
         start = now - length
         if previous is None or previous >= now:
-            written += _write(source, name, start)
+            _write(source, name, start)
             continue
         # Samples are written at their poll's start time, and poll runs are indexed by it.
         passed = PollRun.objects.filter(
@@ -85,11 +87,10 @@ def keep_windows(source: Source, now: datetime, rewritten: Collection[int]) -> i
         moved = ServiceSample.objects.filter(poll_run__in=passed).values_list("service_id")
         pks = sorted(set(rewritten).union(pk for (pk,) in moved.iterator(chunk_size=CHUNK)))
         for first in range(0, len(pks), CHUNK):
-            written += _write(source, name, start, pks[first : first + CHUNK])
+            _write(source, name, start, pks[first : first + CHUNK])
     fields = {"windows_as_of": now, "windows_min_calls": settings.DASHBOARD_RATE_MIN_CALLS}
     Source.objects.filter(pk=source.pk).update(**fields)
     source.windows_as_of, source.windows_min_calls = fields.values()
-    return written
 
 
 def forget_windows(source: Source) -> None:
@@ -109,10 +110,10 @@ def rework_windows(pks: list[int]) -> None:
                 _write(source, name, source.windows_as_of - length, pks[first : first + CHUNK])
 
 
-def _write(source: Source, name: str, start: datetime, pks: list[int] | None = None) -> int:
+def _write(source: Source, name: str, start: datetime, pks: list[int] | None = None) -> None:
     """Work out the source's live services' numbers over the window starting at `start`
     (only those of `pks` when given), replacing what the table held."""
-    only = ""
+    source_column, only = "s.source_id", ""
     params = {
         "start": connection.ops.adapt_datetimefield_value(start),
         "source": source.pk,
@@ -120,9 +121,15 @@ def _write(source: Source, name: str, start: datetime, pks: list[int] | None = N
         "min_calls": settings.DASHBOARD_RATE_MIN_CALLS,
     }
     if pks is not None:
+        # The ids pick the rows. "+" keeps SQLite from reading the (source, service_id) index
+        # for the source instead: it guesses that picks a few rows, and reads all of them.
+        source_column = "+s.source_id"
         only = f"AND s.id IN ({', '.join(f'%(pk{i})s' for i in range(len(pks)))})"
         params.update((f"pk{i}", pk) for i, pk in enumerate(pks))
-    real = "REAL" if connection.vendor == "sqlite" else "double precision"
+    sqlite = connection.vendor == "sqlite"
+    real, distinct = ("REAL", "IS NOT") if sqlite else ("double precision", "IS DISTINCT FROM")
+    table = "dashboard_servicewindow"
+    changed = " OR ".join(f"{table}.{column} {distinct} excluded.{column}" for column in _KEPT)
+    statement = _UPSERT.format(source=source_column, only=only, real=real, changed=changed)
     with connection.cursor() as cursor:
-        cursor.execute(_UPSERT.format(only=only, real=real), params)
-        return max(cursor.rowcount, 0)
+        cursor.execute(statement, params)
