@@ -8,7 +8,8 @@ PORT ?= 8000
 SERVICES ?= 60
 LOADTEST_ARGS ?=
 
-.PHONY: install install-test run serve poll loadtest require-secret-key wrk test lint migrate clean
+.PHONY: install install-test run serve poll loadtest require-secret-key wrk test lint migrate clean \
+	messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +23,27 @@ $(VENV)/.installed-test: requirements-test.txt requirements.txt $(VENV)/.install
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $@
 
-install: $(VENV)/.installed
+# The translations Django reads, compiled from each locale/*/LC_MESSAGES/django.po by Babel (pure
+# Python: no GNU gettext needed). Never committed; rebuilt whenever the .po changes.
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
 
-install-test: $(VENV)/.installed-test wrk
+%.mo: %.po $(VENV)/.installed
+	$(BIN)/pybabel --quiet compile -i $< -o $@
+
+install: $(VENV)/.installed $(CATALOGS)
+
+# After changing texts: new ones into every catalog (untranslated), then translate them there.
+messages: install
+	$(BIN)/python locale/catalog.py update
+	$(BIN)/python locale/catalog.py check || true
+
+install-test: $(VENV)/.installed-test wrk $(CATALOGS)
 	@# Browser tests drive Debian's Chromium; Playwright never downloads a browser.
 	@test -x /usr/bin/chromium || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@# A Chinese font, so the Chinese pages' screenshots show characters, not boxes.
+	@test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null; }
 
 # The load test's HTTP load generator, Debian's package.
 wrk:

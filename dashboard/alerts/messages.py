@@ -4,19 +4,27 @@ Service names, owners and the like are typed by anyone who may create a service,
 group chats: a name must never mention everyone, become a link, or restyle the message. Each
 markup gets its own escaping; the message's own markup (titles, links to the dashboard) is
 added around the escaped values.
+
+Messages go to channels, not to one person: they are written in the server's language,
+settings.LANGUAGE_CODE, whichever page or process sends them.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from urllib.parse import quote
 
+from django.conf import settings
+from django.utils import translation
 from django.utils.html import escape, format_html
 from django.utils.translation import gettext as _
+
+from dashboard.statuses import STYLES
 
 if TYPE_CHECKING:
     from dashboard.alerts.channels import AlertLine, Notification
@@ -102,6 +110,28 @@ def _bare_link(url: str, label: str) -> str:
     return url
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def in_server_language(function: Callable[P, R]) -> Callable[P, R]:
+    """Write the message in settings.LANGUAGE_CODE, not in the language of the request (an
+    admin's "send a test message") that happens to send it."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with translation.override(settings.LANGUAGE_CODE):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def status_words(status: str) -> str:
+    """A status as the dashboard's pages name it; one it does not know, as the API sent it."""
+    known = STYLES.get(status)
+    return status if known is None else str(known.label)
+
+
 MARKDOWN = Style(neutral, _markdown_link, lambda title: f"### {title}")
 SLACK = Style(slack_escaped, _slack_link, lambda title: f"*{title}*", bullet="• ")
 CHAT_TEXT = Style(neutral, _bare_link, lambda title: title)  # Feishu text, SMN
@@ -113,6 +143,7 @@ def counts(notification: Notification) -> tuple[int, int]:
     return firing, len(notification.alerts) - firing
 
 
+@in_server_language
 def title(notification: Notification, write: Callable[[object], str] = clean) -> str:
     """Like [FIRING 3] rule, [RESOLVED 2] rule or [FIRING 3, RESOLVED 2] rule; `write`
     escapes the rule's name for the markup."""
@@ -135,9 +166,14 @@ def facts(alert: AlertLine) -> list[tuple[str, dict[str, str]]]:
         found.append((_("id %(id)s"), {"id": labels["service_id"]}))
     status, previous = labels.get("status", ""), _previous(alert)
     if status and previous and previous != status:
-        found.append((_("%(previous)s → %(status)s"), {"previous": previous, "status": status}))
+        found.append(
+            (
+                _("%(previous)s → %(status)s"),
+                {"previous": status_words(previous), "status": status_words(status)},
+            )
+        )
     elif status:
-        found.append((_("status %(status)s"), {"status": status}))
+        found.append((_("status %(status)s"), {"status": status_words(status)}))
     if labels.get("service_id") and labels.get("source"):
         found.append((_("source %(source)s"), {"source": labels["source"]}))
     if labels.get("owner"):
@@ -169,6 +205,7 @@ def more(notification: Notification, shown: int) -> str:
     return _("… and %(count)d more") % {"count": hidden} if hidden > 0 else ""
 
 
+@in_server_language
 def render(notification: Notification, style: Style, shown: int = SHOWN) -> str:
     """The whole message: title, up to `shown` alert lines, how many more, the dashboard."""
     shown = min(shown, len(notification.alerts))
@@ -182,6 +219,7 @@ def render(notification: Notification, style: Style, shown: int = SHOWN) -> str:
     return "\n".join(lines)
 
 
+@in_server_language
 def fit(notification: Notification, style: Style, limit: int) -> str:
     """The message in at most `limit` UTF-8 bytes: fewer alert lines first, then a cut that
     never splits a character."""
@@ -192,6 +230,7 @@ def fit(notification: Notification, style: Style, limit: int) -> str:
     return text.encode()[:limit].decode("utf-8", "ignore")
 
 
+@in_server_language
 def html(notification: Notification, shown: int = SHOWN) -> str:
     """The email's HTML part, listing what the text part lists, every value escaped."""
     style = Style(html_escaped, _html_link, html_escaped, bullet="")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET
 
 from dashboard.models import StatusChange
@@ -41,7 +42,10 @@ def event_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "rows": [change_row(change) for change in page.object_list],
         "sources": [freshness(source) for source in enabled(all_sources())],
-        "status_names": [APPEARED, *STYLES],
+        "status_choices": [
+            (APPEARED, pgettext("status change", "appeared")),
+            *((name, style.label) for name, style in STYLES.items()),
+        ],
         "query": form.query_string(page=page.number),
         "prev_query": form.query_string(page=max(1, page.number - 1)),
         "next_query": form.query_string(page=min(last, page.number + 1)),

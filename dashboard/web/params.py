@@ -10,6 +10,7 @@ from django.db.models import (
     QuerySet,
 )
 from django.http import QueryDict
+from django.utils.translation import ngettext, pgettext_lazy
 
 from dashboard.models import PollRun, StatusChange
 from dashboard.queries.detectors import DETECTORS
@@ -38,13 +39,26 @@ def enum_value(value: str) -> None:
     # Length only (NUL is refused by every CharField): control, zero-width and right-to-left
     # characters are odd but real API data, and their tiles must link to views that work.
     if len(value) > ENUM_MAX_LENGTH:
-        raise forms.ValidationError(f"Use up to {ENUM_MAX_LENGTH} characters.", code="invalid")
+        raise forms.ValidationError(
+            ngettext(
+                "Use up to %(count)s character.", "Use up to %(count)s characters.", ENUM_MAX_LENGTH
+            )
+            % {"count": ENUM_MAX_LENGTH},
+            code="invalid",
+        )
 
 
 class StatusesField(forms.MultipleChoiceField):
     def validate(self, value: list[str]) -> None:
         if len(value) > MAX_STATUSES:
-            raise forms.ValidationError(f"At most {MAX_STATUSES} statuses at once.")
+            raise forms.ValidationError(
+                ngettext(
+                    "At most %(count)s status at once.",
+                    "At most %(count)s statuses at once.",
+                    MAX_STATUSES,
+                )
+                % {"count": MAX_STATUSES}
+            )
         for item in value:
             enum_value(item)
 
@@ -152,7 +166,13 @@ class PollFilterForm(forms.Form):
     """The poll history's query string: /polls/?source=NAME&outcome=failed&page=N."""
 
     source = forms.SlugField(required=False, max_length=64)
-    outcome = forms.ChoiceField(required=False, choices=[("ok", "ok"), ("failed", "failed")])
+    outcome = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("ok", pgettext_lazy("poll outcome", "ok")),
+            ("failed", pgettext_lazy("poll outcome", "failed")),
+        ],
+    )
     page = forms.IntegerField(required=False, min_value=1, max_value=10_000_000)
 
     def runs(self) -> QuerySet[PollRun]:

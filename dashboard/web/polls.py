@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET
 
 from dashboard.queries.freshness import freshness
@@ -37,7 +38,11 @@ def poll_list(request: HttpRequest) -> HttpResponse:
         "section": "polls",
         "outcomes": [
             (label, value, form.query_string(outcome=value, page=1))
-            for label, value in (("all", ""), ("ok", "ok"), ("failed", "failed"))
+            for label, value in (
+                (pgettext("poll outcome", "all"), ""),
+                (pgettext("poll outcome", "ok"), "ok"),
+                (pgettext("poll outcome", "failed"), "failed"),
+            )
         ],
     }
     status = 400 if errors else 200
