@@ -10,16 +10,20 @@ static/dashboard/service.css: the Content-Security-Policy forbids style attribut
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import NamedTuple, Protocol
 
+from django.utils.functional import Promise
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext, gettext_lazy, ngettext, pgettext, pgettext_lazy
 
 from dashboard.statuses import style_for
+from dashboard.web.format import compact_duration, count, date, iso, rate
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -32,27 +36,41 @@ class Range:
     span: timedelta
     step: timedelta
     tick: timedelta  # x-axis labels at UTC multiples of this
-    tick_format: str
+    tick_format: str | Promise  # a Django date format: days are written in the page's language
 
     @property
     def step_label(self) -> str:
-        minutes = int(self.step.total_seconds()) // 60
-        if minutes % 1440 == 0:
-            return f"{minutes // 1440} d"
-        return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+        return compact_duration(int(self.step.total_seconds()))
 
+
+# A day as the charts write it (Django date formats, translated): "Jan 01" in English.
+DAY = pgettext_lazy("chart date format", "M d")
+DAY_TIME = pgettext_lazy("chart date format", "M d H:i")
 
 RANGES: dict[str, Range] = {
     r.key: r
     for r in (
-        Range("1h", timedelta(hours=1), timedelta(minutes=5), timedelta(minutes=10), "%H:%M"),
-        Range("6h", timedelta(hours=6), timedelta(minutes=5), timedelta(hours=1), "%H:%M"),
-        Range("24h", timedelta(hours=24), timedelta(hours=1), timedelta(hours=3), "%H:%M"),
-        Range("7d", timedelta(days=7), timedelta(hours=6), timedelta(days=1), "%b %d"),
-        Range("30d", timedelta(days=30), timedelta(days=1), timedelta(days=5), "%b %d"),
+        Range("1h", timedelta(hours=1), timedelta(minutes=5), timedelta(minutes=10), "H:i"),
+        Range("6h", timedelta(hours=6), timedelta(minutes=5), timedelta(hours=1), "H:i"),
+        Range("24h", timedelta(hours=24), timedelta(hours=1), timedelta(hours=3), "H:i"),
+        Range("7d", timedelta(days=7), timedelta(hours=6), timedelta(days=1), DAY),
+        Range("30d", timedelta(days=30), timedelta(days=1), timedelta(days=5), DAY),
     )
 }
 DEFAULT_RANGE = "24h"
+
+
+def default_range(first_seen_at: datetime | None, now: datetime) -> Range:
+    """The range a page opens on: the smallest that covers the service's whole history, at most
+    DEFAULT_RANGE, so a young service's chart is not a day of grey "no data"."""
+    ceiling = RANGES[DEFAULT_RANGE]
+    if first_seen_at is None:
+        return ceiling
+    history = now - first_seen_at
+    for range_ in RANGES.values():
+        if range_.span >= history or range_ is ceiling:
+            return range_
+    return ceiling
 
 
 @dataclass(frozen=True)
@@ -101,7 +119,7 @@ class Interval:
     calls: int | None  # None: no data (not observed then); 0: observed, nothing happened
     failures: int | None
     partial: bool = False  # the interval still in progress
-    note: str = ""  # why there is no data
+    note: str | Promise = ""  # why there is no data
 
     @property
     def failure_rate(self) -> float | None:
@@ -142,11 +160,11 @@ def per_interval(
     for index in range(window.count):
         start = window.start + index * window.step
         end = start + window.step
-        note = ""
+        note: str | Promise = ""
         if first is None or end <= first.at:
-            note = "before the first sample"
+            note = BEFORE_FIRST_SAMPLE
         elif start > known_until:
-            note = "after the last successful poll"
+            note = AFTER_LAST_POLL
         intervals.append(
             Interval(
                 start=start,
@@ -158,6 +176,10 @@ def per_interval(
             )
         )
     return intervals
+
+
+BEFORE_FIRST_SAMPLE = gettext_lazy("before the first sample")
+AFTER_LAST_POLL = gettext_lazy("after the last successful poll")
 
 
 def _was_reset(before: CounterPoint, after: CounterPoint) -> bool:
@@ -187,42 +209,62 @@ def compact(value: float) -> str:
     return f"{value:g}"
 
 
-def percent(rate: float) -> str:
-    if 0 < rate < 0.0001:
-        return "<0.01%"
-    return f"{rate * 100:.2f}%"
+def percent(value: float) -> str:
+    return rate(value)
 
 
 def interval_label(interval: Interval) -> str:
     if interval.end - interval.start >= timedelta(days=1):
-        text = f"{interval.start:%b %d} (UTC day)"
+        text = gettext("%(day)s (UTC day)") % {"day": date(interval.start, str(DAY))}
     else:
-        text = f"{interval.start:%b %d %H:%M}–{interval.end:%H:%M} UTC"
-    return f"{text}, so far" if interval.partial else text
+        text = gettext("%(start)s–%(end)s UTC") % {
+            "start": date(interval.start, str(DAY_TIME)),
+            "end": f"{interval.end:%H:%M}",
+        }
+    return gettext("%(interval)s, so far") % {"interval": text} if interval.partial else text
 
 
 def calls_title(interval: Interval) -> str:
     label = interval_label(interval)
     if interval.calls is None:
-        return f"{label}: no data ({interval.note})"
-    failures = interval.failures
-    failed = "failures unknown" if failures is None else _plural(failures, "failure")
-    return f"{label}: {_plural(interval.calls, 'call')}, {failed}"
+        return _no_data_title(label, interval)
+    if interval.failures is None:
+        failed = gettext("failures unknown")
+    else:
+        failed = ngettext("%(count)s failure", "%(count)s failures", interval.failures) % {
+            "count": count(interval.failures)
+        }
+    calls = ngettext("%(count)s call", "%(count)s calls", interval.calls) % {
+        "count": count(interval.calls)
+    }
+    return gettext("%(interval)s: %(calls)s, %(failures)s") % {
+        "interval": label,
+        "calls": calls,
+        "failures": failed,
+    }
 
 
 def rate_title(interval: Interval) -> str:
     label = interval_label(interval)
     if interval.calls is None:
-        return f"{label}: no data ({interval.note})"
-    rate = interval.failure_rate
-    if rate is None:
-        return f"{label}: no calls, no failure rate"
-    calls = _plural(interval.calls, "call")
-    return f"{label}: {percent(rate)} failed ({interval.failures:,} of {calls})"
+        return _no_data_title(label, interval)
+    value = interval.failure_rate
+    if value is None:
+        return gettext("%(interval)s: no calls, no failure rate") % {"interval": label}
+    return ngettext(
+        "%(interval)s: %(rate)s failed (%(failures)s of %(calls)s call)",
+        "%(interval)s: %(rate)s failed (%(failures)s of %(calls)s calls)",
+        interval.calls,
+    ) % {
+        "interval": label,
+        "rate": percent(value),
+        "failures": count(interval.failures),
+        "calls": count(interval.calls),
+    }
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+def _no_data_title(label: str, interval: Interval) -> str:
+    return gettext("%(interval)s: no data (%(why)s)") % {"interval": label, "why": interval.note}
 
 
 # Chart geometry, in viewBox units; the SVG scales to the width of its box.
@@ -234,6 +276,12 @@ BAR_HEIGHT = 210  # whole bar chart
 BAR_TOP = 24  # room for the axis title
 BAR_BOTTOM = 24  # room for the time labels
 CHAR_WIDTH = 6.4  # of an 11-unit label, for "does it fit" guesses
+
+
+def text_width(text: str) -> float:
+    """About how wide a label is: CJK characters take two columns."""
+    wide = sum(unicodedata.east_asian_width(ch) in "WF" for ch in text)
+    return (len(text) + wide) * CHAR_WIDTH
 
 
 def _n(value: float) -> str:
@@ -275,20 +323,24 @@ def _x_axis(window: Window, range_: Range, baseline_y: float, grid_top: float) -
         parts.append(
             format_html(
                 '<line class="grid" x1="{}" y1="{}" x2="{}" y2="{}"/>'
-                '<text class="tick" x="{}" y="{}" text-anchor="middle">{}</text>',
+                '<text class="tick" x="{}" y="{}" text-anchor="middle" data-tick="{}" '
+                'data-tick-format="{}">{}</text>',
                 _n(x),
                 _n(grid_top),
                 _n(x),
                 _n(baseline_y),
                 _n(x),
                 _n(baseline_y + 16),
-                moment.strftime(range_.tick_format),
+                # The label in UTC; prefs.js writes it again in the reader's zone.
+                iso(moment),
+                "day" if range_.tick_format == DAY else "clock",
+                date(moment, str(range_.tick_format)),
             )
         )
     parts.append(
         format_html(
             '<line class="axis" x1="{}" y1="{}" x2="{}" y2="{}"/>'
-            '<text class="tick" x="{}" y="{}" text-anchor="end">UTC</text>',
+            '<text class="tick" x="{}" y="{}" text-anchor="end" data-zone-caption>UTC</text>',
             LEFT,
             _n(baseline_y),
             WIDTH - RIGHT,
@@ -402,12 +454,12 @@ def calls_chart(
         bars = [("bar-calls", interval.calls), ("bar-failures", interval.failures or 0)]
         columns.append(_column(window, index, calls_title(interval), bars, ticks[-1]))
     body = [
-        _y_axis(ticks, f"calls per {range_.step_label}", ""),
+        _y_axis(ticks, gettext("calls per %(step)s") % {"step": range_.step_label}, ""),
         _x_axis(window, range_, BAR_HEIGHT - BAR_BOTTOM, BAR_TOP),
         format_html('<g class="columns">{}</g>', _join(columns)),
     ]
     if all(i.calls is None for i in intervals):
-        body.append(_empty_note("No data in this range"))
+        body.append(_empty_note(gettext("No data in this range")))
     return _svg("calls", BAR_HEIGHT, label, _join(body))
 
 
@@ -428,12 +480,12 @@ def failure_rate_chart(
         bars = [] if rate is None else [("bar-rate", rate * 100)]
         columns.append(_column(window, index, title, bars, ticks[-1]))
     body = [
-        _y_axis(ticks, f"failed calls per {range_.step_label}, %", "%"),
+        _y_axis(ticks, gettext("failed calls per %(step)s, %%") % {"step": range_.step_label}, "%"),
         _x_axis(window, range_, BAR_HEIGHT - BAR_BOTTOM, BAR_TOP),
         format_html('<g class="columns">{}</g>', _join(columns)),
     ]
     if all(r is None for r in rates):
-        body.append(_empty_note("No calls in this range"))
+        body.append(_empty_note(gettext("No calls in this range")))
     return _svg("rate", BAR_HEIGHT, label, _join(body))
 
 
@@ -457,7 +509,7 @@ class Segment:
     # `changed_by` (the poll that saw it); both None when it began before the range.
     changed_after: datetime | None = None
     changed_by: datetime | None = None
-    note: str = ""  # for status "": why nothing is known
+    note: str | Promise = ""  # for status "": why nothing is known
 
     @property
     def tone(self) -> str:
@@ -465,7 +517,12 @@ class Segment:
 
     @property
     def label(self) -> str:
-        return style_for(self.status).label if self.status else self.note
+        return str(style_for(self.status).label if self.status else self.note)
+
+
+OLDER_NOT_DRAWN = gettext_lazy("older changes not drawn")
+NOT_OBSERVED_YET = gettext_lazy("not observed yet")
+GONE = gettext_lazy("gone: no longer listed")
 
 
 def status_segments(
@@ -484,13 +541,13 @@ def status_segments(
     status = current_status
     if changes:
         status = "" if earlier_unknown else changes[0].from_status
-    note = "older changes not drawn" if earlier_unknown else "not observed yet"
+    note = OLDER_NOT_DRAWN if earlier_unknown else NOT_OBSERVED_YET
     segments: list[Segment] = []
     cursor = window.start
     if first_seen_at > window.start and not earlier_unknown:
         # Seen first in the range (by the first poll, which records no change): nothing before.
         seen = min(first_seen_at, end)
-        segments.append(Segment("", window.start, seen, note="not observed yet"))
+        segments.append(Segment("", window.start, seen, note=NOT_OBSERVED_YET))
         cursor = seen
     current = Segment(status, cursor, cursor, note=note)
     for change in changes:
@@ -506,7 +563,7 @@ def status_segments(
     if gone_at is not None and gone_at < end:
         if gone_at > current.start:
             segments.append(_until(current, gone_at))
-        current = Segment("", max(gone_at, window.start), end, note="gone: no longer listed")
+        current = Segment("", max(gone_at, window.start), end, note=GONE)
     if end > current.start:
         segments.append(_until(current, end))
     return segments
@@ -518,22 +575,32 @@ def _until(segment: Segment, end: datetime) -> Segment:
 
 def segment_title(segment: Segment, window: Window, range_: Range) -> str:
     """'running from 10:02 to 10:45 UTC (observed between polls at 10:01:30 and 10:02:00)'."""
-    moment = "%b %d %H:%M" if range_.span > timedelta(days=1) else "%H:%M"
+    moment = str(DAY_TIME) if range_.span > timedelta(days=1) else "H:i"
+    start = date(segment.start, moment)
     if segment.changed_by is None and segment.start <= window.start:
-        since = f"before {segment.start:{moment}}"
+        since = pgettext("timeline", "before %(time)s") % {"time": start}
     else:
-        since = f"{segment.start:{moment}}"
+        since = start
     if segment.end >= window.now:
-        text = f"{segment.label} from {since} UTC to now"
+        text = gettext("%(status)s from %(start)s UTC to now") % {
+            "status": segment.label,
+            "start": since,
+        }
     else:
-        text = f"{segment.label} from {since} to {segment.end:{moment}} UTC"
+        text = gettext("%(status)s from %(start)s to %(end)s UTC") % {
+            "status": segment.label,
+            "start": since,
+            "end": date(segment.end, moment),
+        }
     if segment.changed_by is not None and segment.changed_after is not None:
-        text += (
-            f" (observed between polls at {segment.changed_after:%H:%M:%S} "
-            f"and {segment.changed_by:%H:%M:%S})"
-        )
+        text += gettext(" (observed between polls at %(after)s and %(by)s)") % {
+            "after": f"{segment.changed_after:%H:%M:%S}",
+            "by": f"{segment.changed_by:%H:%M:%S}",
+        }
     elif segment.changed_by is not None:
-        text += f" (observed at the poll of {segment.changed_by:%H:%M:%S})"
+        text += gettext(" (observed at the poll of %(time)s)") % {
+            "time": f"{segment.changed_by:%H:%M:%S}"
+        }
     return text
 
 
@@ -553,7 +620,7 @@ def timeline_chart(
     for segment in segments:
         x1, x2 = _x(window, segment.start), _x(window, segment.end)
         text = ""
-        if x2 - x1 > len(segment.label) * CHAR_WIDTH + 10:
+        if x2 - x1 > text_width(segment.label) + 10:
             text = format_html(
                 '<text class="seg-label" x="{}" y="{}">{}</text>',
                 _n(x1 + 5),
@@ -579,12 +646,15 @@ def timeline_chart(
         x1, x2 = _x(window, after.changed_after), _x(window, after.changed_by)
         parts.append(
             format_html(
-                '<g class="seg-window"><title>{} → {}: changed between polls at {} and {}</title>'
+                '<g class="seg-window"><title>{}</title>'
                 '<rect x="{}" y="{}" width="{}" height="{}"/></g>',
-                before.label,
-                after.label,
-                f"{after.changed_after:%H:%M:%S}",
-                f"{after.changed_by:%H:%M:%S}",
+                gettext("%(before)s → %(after)s: changed between polls at %(first)s and %(second)s")
+                % {
+                    "before": before.label,
+                    "after": after.label,
+                    "first": f"{after.changed_after:%H:%M:%S}",
+                    "second": f"{after.changed_by:%H:%M:%S}",
+                },
                 _n(x1),
                 TIMELINE_TOP,
                 _n(max(x2 - x1, 1)),

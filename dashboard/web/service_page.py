@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext, pgettext
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.models import Service, ServiceDetail
@@ -43,6 +44,7 @@ from dashboard.queries.history import (
 from dashboard.statuses import style_for
 from dashboard.web import charts
 from dashboard.web.events import change_row
+from dashboard.web.format import count
 from dashboard.web.htmx import wants_partial
 from dashboard.web.services import PENDING_REFRESH_SECONDS
 
@@ -70,16 +72,21 @@ INVISIBLE = re.compile("[\u0080-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\uf
 
 @require_GET
 def service_detail(request: HttpRequest, service_id: str) -> HttpResponse:
+    # Without an explicit ?range=, the range follows the service's history (default_range).
     range_key = request.GET.get("range") or charts.DEFAULT_RANGE
     source_name = request.GET.get("source", "")
     panel = request.GET.get("panel", "")
     range_ = charts.RANGES.get(range_key)
     if range_ is None:
-        choices = ", ".join(charts.RANGES)
-        message = f"range must be one of {choices}, not {range_key[:40]!r}."
+        message = gettext("range must be one of %(choices)s, not %(value)s.") % {
+            "choices": ", ".join(charts.RANGES),
+            "value": repr(range_key[:40]),
+        }
         return _problem(request, 400, message, service_id, source_name)
     if panel not in ("", "why"):
-        message = f"panel must be why or left out, not {panel[:40]!r}."
+        message = gettext("panel must be why or left out, not %(value)s.") % {
+            "value": repr(panel[:40])
+        }
         return _problem(request, 400, message, service_id, source_name)
     matches = services_with_id(service_id, source_name)
     if not matches:
@@ -92,6 +99,8 @@ def service_detail(request: HttpRequest, service_id: str) -> HttpResponse:
         # The panel refreshing itself; a plain request for it gets the whole page.
         return _vary(_why_response(request, service, detail, events, now, may_ask=True))
 
+    if not request.GET.get("range"):
+        range_ = charts.default_range(service.first_seen_at, now)
     window = charts.window_for(range_, now)
     changes, truncated = changes_since(service, window.start)
     listed = changes[:CHANGES_LISTED]
@@ -116,13 +125,22 @@ def service_detail(request: HttpRequest, service_id: str) -> HttpResponse:
         "window": window,
         "ranges": _range_links(range_, source_name),
         "calls_svg": charts.calls_chart(
-            intervals, window, range_, label=f"Calls and failures of {shown}"
+            intervals,
+            window,
+            range_,
+            label=gettext("Calls and failures of %(service)s") % {"service": shown},
         ),
         "rate_svg": charts.failure_rate_chart(
-            intervals, window, range_, label=f"Failure rate of {shown}"
+            intervals,
+            window,
+            range_,
+            label=gettext("Failure rate of %(service)s") % {"service": shown},
         ),
         "timeline_svg": charts.timeline_chart(
-            segments, window, range_, label=f"Status timeline of {shown}"
+            segments,
+            window,
+            range_,
+            label=gettext("Status timeline of %(service)s") % {"service": shown},
         ),
         "intervals": intervals,
         "why": why_panel(service, detail, events, now, may_ask=True),
@@ -134,6 +152,7 @@ def service_detail(request: HttpRequest, service_id: str) -> HttpResponse:
         "derived_fields": [_field(field, getattr(service, field)) for field in DERIVED_FIELDS],
         "raw_json": _json_text(service.raw, indent=2),
         "sources": [freshness(service.source)],
+        "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
         "section": "services",
     }
     return _vary(render(request, "dashboard/service.html", context))
@@ -155,14 +174,16 @@ def request_detail(request: HttpRequest, service_id: str) -> HttpResponse:
     service = matches[0]
     note = ""
     if not service.source.enabled:
-        note = f"The source {service.source.name} is disabled: no poller fetches its services."
+        note = gettext("The source %(source)s is disabled: no poller fetches its services.") % {
+            "source": service.source.name
+        }
     else:
         try:
             ServiceDetail.request(service)
         except DatabaseError:
             # The poller holds the write lock for a long moment, say; the page stays usable.
             log.warning("detail request for %s could not be saved", service_id, exc_info=True)
-            note = "The database is busy: try again in a moment."
+            note = gettext("The database is busy: try again in a moment.")
     if not request.htmx:
         return redirect(page_url(service_id, source_name))
     detail = detail_of(service)
@@ -258,14 +279,15 @@ def _usage(config: dict) -> str:
     """What the model uses now, from the monitor API: "CPU 1.5 cores · 2,048 MB · GPU 0.8"."""
     parts = []
     for key, shown in (
-        ("cpu_core_usage", "CPU {:.3g} cores"),
-        ("cpu_memory_usage", "{:,.0f} MB"),
-        ("gpu_usage", "GPU {:.3g}"),
-        ("npu_usage", "NPU {:.3g}"),
+        ("cpu_core_usage", lambda v: pgettext("usage", "CPU %(cores)s cores") % {"cores": v}),
+        ("cpu_memory_usage", lambda v: pgettext("usage", "%(megabytes)s MB") % {"megabytes": v}),
+        ("gpu_usage", lambda v: pgettext("usage", "GPU %(cards)s") % {"cards": v}),
+        ("npu_usage", lambda v: pgettext("usage", "NPU %(cards)s") % {"cards": v}),
     ):
         value = _number(config.get(key))
         if value is not None:
-            parts.append(shown.format(value))
+            figure = count(round(value)) if key == "cpu_memory_usage" else f"{value:.3g}"
+            parts.append(shown(figure))
     return " · ".join(parts)
 
 
@@ -366,8 +388,13 @@ def _json_text(value: object, indent: int | None = None) -> str:
 
 
 def _not_seen(request: HttpRequest, service_id: str, source_name: str) -> HttpResponse:
-    where = f" in source {source_name!r}" if source_name else ""
-    message = f"No service with id {service_id!r}{where} has been seen."
+    if source_name:
+        message = gettext("No service with id %(id)s in source %(source)s has been seen.") % {
+            "id": repr(service_id),
+            "source": repr(source_name),
+        }
+    else:
+        message = gettext("No service with id %(id)s has been seen.") % {"id": repr(service_id)}
     return _problem(request, 404, message, service_id, source_name)
 
 

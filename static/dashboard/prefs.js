@@ -1,4 +1,5 @@
-// Preferences kept in this browser only: theme (auto, light, dark) and times (UTC or local).
+// Preferences kept in this browser only: theme (auto, light, dark) and times (UTC, the
+// browser's zone, or the dashboard's DASHBOARD_TIME_ZONE, the default when it is set).
 // Loaded in <head>, before the page paints, so a dark page never flashes light.
 (function () {
   "use strict";
@@ -21,26 +22,67 @@
     root.dataset.theme = theme === "auto" ? (dark.matches ? "dark" : "light") : theme;
   }
 
-  // Times are rendered in UTC by the server; in "local" mode each <time data-format> is
-  // re-rendered in the browser's zone, and put back from data-utc in "utc" mode.
+  // Local times are written as the page's language writes them (<html lang>), in the browser's
+  // own variant of it when it has one (en-GB keeps its day/month order on an English page).
+  function timeLocale() {
+    var page = root.lang || "en";
+    var browser = navigator.language || "";
+    return browser.split("-")[0].toLowerCase() === page.split("-")[0].toLowerCase() ? browser : page;
+  }
+
+  // The dashboard's own zone (DASHBOARD_TIME_ZONE), the default when it is not UTC.
+  function serverZone() {
+    var meta = document.querySelector("meta[name=dashboard-time-zone]");
+    return (meta && meta.content) || "UTC";
+  }
+  function defaultTimes() { return serverZone() === "UTC" ? "utc" : "server"; }
+  // The zone times are shown in: undefined is the browser's own.
+  function chosenZone() {
+    var times = get("times", defaultTimes());
+    if (times === "local") return undefined;
+    if (times === "server") return serverZone();
+    return "UTC";
+  }
+
+  // Times are rendered in UTC by the server; in another zone each <time data-format> and each
+  // chart's axis label (data-tick) is written again in it, and put back from data-utc in UTC.
   function applyTimes(scope) {
-    var local = get("times", "utc") === "local";
-    root.dataset.times = local ? "local" : "utc";
+    var zone = chosenZone();
+    var utc = zone === "UTC";
+    root.dataset.times = utc ? "utc" : "local";
     (scope || document).querySelectorAll("time[data-format]").forEach(function (el) {
       if (!el.dataset.utc) el.dataset.utc = el.textContent;
-      if (!local) { el.textContent = el.dataset.utc; return; }
+      if (utc) { el.textContent = el.dataset.utc; return; }
       var when = new Date(el.getAttribute("datetime"));
+      // h23, not hour12: false, which some locales write as 24:05 after midnight.
       var options = el.dataset.format === "clock"
-        ? { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false, timeZoneName: "short" }
+        ? { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short" }
         : { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
-            second: "2-digit", hour12: false, timeZoneName: "short" };
-      el.textContent = new Intl.DateTimeFormat(undefined, options).format(when);
+            second: "2-digit", hourCycle: "h23", timeZoneName: "short" };
+      options.timeZone = zone;
+      el.textContent = new Intl.DateTimeFormat(timeLocale(), options).format(when);
+    });
+    (scope || document).querySelectorAll("[data-tick]").forEach(function (el) {
+      if (!el.dataset.utc) el.dataset.utc = el.textContent;
+      if (utc) { el.textContent = el.dataset.utc; return; }
+      var options = el.dataset.tickFormat === "day"
+        ? { month: "short", day: "2-digit", timeZone: zone }
+        : { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone };
+      el.textContent = new Intl.DateTimeFormat(timeLocale(), options)
+        .format(new Date(el.dataset.tick));
+    });
+    (scope || document).querySelectorAll("[data-zone-caption]").forEach(function (el) {
+      if (utc) { el.textContent = "UTC"; return; }
+      var parts = new Intl.DateTimeFormat(timeLocale(), { timeZoneName: "short", timeZone: zone })
+        .formatToParts(new Date());
+      var name = parts.filter(function (p) { return p.type === "timeZoneName"; })[0];
+      el.textContent = name ? name.value : "";
     });
   }
 
   function syncControls() {
     document.querySelectorAll(".prefs input[type=radio]").forEach(function (input) {
-      input.checked = get(input.name, input.name === "theme" ? "auto" : "utc") === input.value;
+      input.checked = get(input.name, input.name === "theme" ? "auto" : defaultTimes()) === input.value;
     });
   }
 

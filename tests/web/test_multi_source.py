@@ -14,7 +14,7 @@ def other_source() -> Source:
 def test_one_source_shows_no_source_column(client, make_service):
     make_service("ocr", "running")
     body = client.get("/").content.decode()
-    assert '<th scope="col">Source</th>' not in body
+    assert '<th scope="col" data-col="source">Source</th>' not in body
     assert 'class="source"' not in body
 
 
@@ -24,7 +24,7 @@ def test_two_sources_with_the_same_names_give_two_rows_and_two_pages(client, mak
     second.service_id = first.service_id  # the same id in two projects, as happens
     second.save()
     body = client.get("/?sort=name").content.decode()
-    assert '<th scope="col">Source</th>' in body
+    assert '<th scope="col" data-col="source">Source</th>' in body
     assert re.findall(r'<td class="source">([^<]*)</td>', body) == ["fixture", "sg"]
     links = re.findall(r'class="service-link" href="([^"]+)"', body)
     assert links == [
