@@ -21,6 +21,7 @@ from dashboard.models import (
     AlertChannel,
     AlertRule,
     Notification,
+    OwnerName,
     PollRun,
     Service,
     Silence,
@@ -373,3 +374,11 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+@admin.register(OwnerName)
+class OwnerNameAdmin(admin.ModelAdmin):
+    """Who each owner id is: shown in the table, its owner filter, the API and the CSV."""
+
+    list_display = ["owner_id", "name"]
+    search_fields = ["owner_id", "name"]

@@ -166,18 +166,31 @@ class Source(models.Model):
 
 
 class SavedView(models.Model):
-    """A named, shared bookmark of the service table: /v/<slug> opens its query string."""
+    """A named bookmark of the service table: /v/<slug> opens its query string. Personal to
+    its creator unless shared; only its creator or an admin may overwrite or delete it."""
 
-    name = models.CharField(max_length=80, unique=True)
+    # Unique among the shared views, and among each person's own (see Meta.constraints).
+    name = models.CharField(max_length=80)
     slug = models.SlugField(max_length=16, unique=True)
     query = models.TextField(blank=True)  # validated when saved; re-checked when listed
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    shared = models.BooleanField(default=False)  # everyone sees it, not only its creator
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(shared=True), name="savedview_shared_name_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["created_by", "name"],
+                condition=Q(shared=False),
+                name="savedview_personal_name_unique",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -672,3 +685,63 @@ class ServiceDetail(models.Model):
         cls.objects.get_or_create(service=service)
         pending = cls.objects.filter(service=service, requested_at__isnull=True)
         return bool(pending.update(requested_at=now))
+
+
+class UserPreference(models.Model):
+    """What a person chose for themselves, kept on the server so it follows them to every
+    browser they sign in with."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
+    )
+    # A code of settings.LANGUAGES; "" for none chosen (the browser's language then).
+    language = models.CharField(max_length=16, blank=True)
+    # "What changed since my last visit": when this user last loaded the service table, and
+    # when their previous visit ended (a visit ends after web.visits.VISIT_GAP without a load).
+    # Kept here, not in the browser, so it follows them from laptop to phone.
+    seen_at = models.DateTimeField(null=True, blank=True)
+    last_visit_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user}"
+
+
+class ApiToken(models.Model):
+    """A person's token for scripts calling /api/*: it acts with its user's role. Only a hash
+    of the secret is kept; the secret is shown once, when the token is made."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=80)
+    # The token's first characters, shown in lists so people can tell their tokens apart.
+    prefix = models.CharField(max_length=16)
+    # SHA-256 of the whole token, hex: what a request's token is looked up by.
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class OwnerName(models.Model):
+    """A person's name for a ModelArts owner (the API sends only the IAM user's hex id),
+    kept by admins; the table, its filter, the API and the CSV show it beside the id."""
+
+    owner_id = models.CharField(max_length=64, unique=True)  # as Service.owner holds it
+    name = models.CharField(max_length=150)
+
+    class Meta:
+        ordering = ["name", "owner_id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.owner_id})"

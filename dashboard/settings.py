@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import zoneinfo
 from pathlib import Path
 
 import dj_database_url
@@ -104,10 +105,14 @@ MIDDLEWARE = [
     "dashboard.web.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the cookie the switch sets, else the browser's Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     *(["dashboard.web.security.ProxyUserMiddleware"] if DASHBOARD_AUTH == "remote-user" else []),
+    # A signed-in user's saved language wins over the cookie and the browser's.
+    "dashboard.web.language.UserLanguageMiddleware",
     # Every page needs a login unless its view says otherwise (login, /healthz).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -199,10 +204,35 @@ def _database() -> dict:
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
-USE_I18N = False
 USE_TZ = True
+# The zone pages show times in unless a reader picks UTC or their browser's (Preferences): an
+# IANA name such as Asia/Shanghai. The server still renders and stores UTC; pages convert.
+DASHBOARD_TIME_ZONE = env_str("DASHBOARD_TIME_ZONE", "UTC") or "UTC"
+try:
+    zoneinfo.ZoneInfo(DASHBOARD_TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        "DASHBOARD_TIME_ZONE must be an IANA time zone such as Asia/Shanghai or UTC, "
+        f"not {DASHBOARD_TIME_ZONE!r}"
+    ) from None
+# Pages speak the language a person chose (the header's switch: saved for a signed-in user,
+# a cookie otherwise), else the browser's; LANGUAGE_CODE is the fallback, and the language of
+# alert messages, which go to channels rather than to one person.
+USE_I18N = True
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LANGUAGE_CODE = env_str("DASHBOARD_LANGUAGE", "en").lower()
+if LANGUAGE_CODE not in dict(LANGUAGES):
+    raise ImproperlyConfigured(
+        f"DASHBOARD_LANGUAGE must be one of {', '.join(dict(LANGUAGES))}, not {LANGUAGE_CODE!r}"
+    )
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# Number formats that differ from Django's own for a language (see the module).
+FORMAT_MODULE_PATH = ["dashboard.web.formats"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_HTTPONLY = True  # read by the server only
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = DASHBOARD_HTTPS
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

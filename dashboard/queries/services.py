@@ -9,11 +9,11 @@ from datetime import datetime
 
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet, Value
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import NullIf
 from django.utils import timezone
 
-from dashboard.models import Alert, Service, ServiceDetail, Source
+from dashboard.models import Alert, OwnerName, Service, ServiceDetail, Source
 from dashboard.queries.detectors import DETECTOR_FIELDS, detector_columns
 from dashboard.queries.search import search
 from dashboard.queries.sources import disabled_ids, visible
@@ -169,8 +169,10 @@ class ServiceFilter:
         return self.shown(self.ordered(self.apply(services, sources)))
 
     def shown(self, services: QuerySet[Service]) -> QuerySet[Service]:
-        """Select the derived columns the page shows (aliases are otherwise left out)."""
-        return services.annotate(**{name: F(name) for name in self.derived()})
+        """Select the derived columns the page shows (aliases are otherwise left out), and
+        each owner's name where an admin gave one."""
+        derived = {name: F(name) for name in self.derived()}
+        return services.annotate(**derived, owner_name=OWNER_NAME)
 
     def status_counts(self, services: QuerySet[Service], sources: list[Source]) -> dict[str, int]:
         """Services per status under every filter but status: the tiles, and (summed over the
@@ -208,6 +210,9 @@ class ServiceFilter:
             or self.below
         )
 
+
+# The owner's name (see OwnerName) beside the id, looked up by its unique index.
+OWNER_NAME = Subquery(OwnerName.objects.filter(owner_id=OuterRef("owner")).values("name")[:1])
 
 # Columns neither the table nor /api/services shows (the service page reads them).
 UNSHOWN = ("raw", "additional_properties", "schedule")
@@ -263,6 +268,30 @@ def choices(sources: list[Source], column: str, current: str) -> list[str]:
     """The distinct values of a column in the visible services, by a loose index scan: one
     seek in the column's index per value (a fleet has a handful of owners and types), rather
     than a read of every row."""
+    values = [value for value, _ in _distinct(sources, column, "NULL")]
+    # A bookmarked value no longer present stays selectable, so the form doesn't drop it.
+    return values if not current or current in values else [current, *values]
+
+
+def owner_choices(sources: list[Source], current: str) -> list[tuple[str, str]]:
+    """The owner filter's choices as (id, what to show): the name an admin gave the owner (see
+    OwnerName) first, then the ids nobody named; the names come in the same query."""
+    names = connection.ops.quote_name(OwnerName._meta.db_table)
+    name = f"(SELECT name FROM {names} WHERE owner_id = seen.value)"
+    found = dict(_distinct(sources, "owner", name))
+    if current and current not in found:
+        found[current] = (
+            OwnerName.objects.filter(owner_id=current).values_list("name", flat=True).first()
+        )
+    shown = [
+        (owner, f"{label} ({owner[:8]})" if label else owner) for owner, label in found.items()
+    ]
+    return sorted(shown, key=lambda choice: (not found[choice[0]], choice[1].casefold()))
+
+
+def _distinct(sources: list[Source], column: str, extra: str) -> list[tuple[str, object]]:
+    """The loose index scan of choices(), with one more expression of each value (`extra`,
+    SQL over seen.value) beside it."""
     table = connection.ops.quote_name(Service._meta.db_table)
     name = connection.ops.quote_name(column)
     disabled = disabled_ids(sources)
@@ -275,13 +304,11 @@ def choices(sources: list[Source], column: str, current: str) -> list[str]:
         f"WITH RECURSIVE seen(value, n) AS (SELECT ({step}), 1 UNION ALL "
         f"SELECT ({step.replace('> %s', '> seen.value')}), n + 1 FROM seen "
         f"WHERE seen.value IS NOT NULL AND n < {CHOICES_MAX}) "
-        "SELECT value FROM seen WHERE value IS NOT NULL"
+        f"SELECT value, {extra} FROM seen WHERE value IS NOT NULL"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*disabled, "", *disabled])
-        values = [row[0] for row in cursor.fetchall()]
-    # A bookmarked value no longer present stays selectable, so the form doesn't drop it.
-    return values if not current or current in values else [current, *values]
+        return [(row[0], row[1]) for row in cursor.fetchall()]
 
 
 def alerting(services: list[Service]) -> set[int]:

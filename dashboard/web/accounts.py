@@ -5,14 +5,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, user_logged_in
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.views import LoginView
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
 
 from dashboard.models import LoginFailure
+from dashboard.web.language import remember_on_sign_in
+
+# Imported by the app's ready(): every sign-in (the login page, a proxy's user, a test's
+# force_login) brings the user's saved language into the session.
+user_logged_in.connect(remember_on_sign_in, dispatch_uid="dashboard-language-on-sign-in")
 
 # What each role may do; a user's role is their group. Admins also get is_staff (the admin).
 ROLES: dict[str, list[str]] = {
@@ -34,6 +40,8 @@ ROLES: dict[str, list[str]] = {
         "dashboard.add_silence",
         "dashboard.change_silence",
         "dashboard.test_alertchannel",
+        # Overwrite or delete anyone's saved view, not only one's own.
+        "dashboard.change_savedview",
         "dashboard.view_notification",
         *(
             f"{app}.{action}_{model}"
@@ -42,6 +50,7 @@ ROLES: dict[str, list[str]] = {
                 ("dashboard", "alertchannel"),
                 ("dashboard", "alertrule"),
                 ("dashboard", "silence"),
+                ("dashboard", "ownername"),
                 ("auth", "user"),
                 ("auth", "group"),
             ]
@@ -50,6 +59,14 @@ ROLES: dict[str, list[str]] = {
         "dashboard.view_pollrun",
         "dashboard.view_service",
     ],
+}
+
+
+# Each role as people read it (the group keeps its English name).
+ROLE_LABELS = {
+    "viewer": pgettext_lazy("role", "viewer"),
+    "operator": pgettext_lazy("role", "operator"),
+    "admin": pgettext_lazy("role", "admin"),
 }
 
 
@@ -102,7 +119,7 @@ class ThrottledLoginView(LoginView):
             form.errors.clear()
             form.add_error(
                 None,
-                "Too many failed logins. Wait a few minutes, then try again.",
+                gettext("Too many failed logins. Wait a few minutes, then try again."),
             )
             return self.render_to_response(self.get_context_data(form=form), status=429)
         return super().post(request, *args, **kwargs)

@@ -16,6 +16,7 @@ from django.db.models.functions import Least
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.models import Alert, Silence
@@ -23,22 +24,29 @@ from dashboard.queries import alerts as queries
 from dashboard.statuses import style_for
 from dashboard.web.format import iso_utc
 from dashboard.web.htmx import render_page, wants_partial
+from dashboard.web.tokens import api_auth
 
 MAX_SILENCE_MINUTES = 60 * 24 * 90  # as `manage.py silence` allows
 MATCHERS = ("service_id", "source", "owner", "rule")
 
 
 class SilenceForm(forms.Form):
-    service_id = forms.CharField(label="Service id", max_length=128, required=False)
-    source = forms.CharField(max_length=64, required=False)
-    owner = forms.CharField(max_length=64, required=False)
-    rule = forms.CharField(max_length=64, required=False)
+    service_id = forms.CharField(label=gettext_lazy("Service id"), max_length=128, required=False)
+    source = forms.CharField(label=gettext_lazy("Source"), max_length=64, required=False)
+    owner = forms.CharField(label=gettext_lazy("Owner"), max_length=64, required=False)
+    rule = forms.CharField(label=gettext_lazy("Rule"), max_length=64, required=False)
     minutes = forms.IntegerField(
-        label="Duration (minutes)", min_value=1, max_value=MAX_SILENCE_MINUTES, initial=60
+        label=gettext_lazy("Duration (minutes)"),
+        min_value=1,
+        max_value=MAX_SILENCE_MINUTES,
+        initial=60,
     )
     comment = forms.CharField(
+        label=pgettext_lazy("silence", "Comment"),
         max_length=1000,
-        widget=forms.TextInput(attrs={"placeholder": "why, for whoever sees it"}),
+        widget=forms.TextInput(
+            attrs={"placeholder": pgettext_lazy("silence comment", "why, for whoever sees it")}
+        ),
     )
 
     def clean(self) -> dict:
@@ -46,7 +54,7 @@ class SilenceForm(forms.Form):
         # A silence with no matcher would match every alert: the whole dashboard goes quiet.
         if not any(data.get(name) for name in MATCHERS):
             raise forms.ValidationError(
-                "Name what to silence: a service id, source, owner or rule."
+                gettext("Name what to silence: a service id, source, owner or rule.")
             )
         return data
 
@@ -93,7 +101,8 @@ def _alert_row(alert: Alert) -> dict:
         link = f"/services/{quote(service_id, safe='')}/?{urlencode({'source': source})}"
         name = labels.get("service_name") or service_id
     else:  # a source's alert (stale data): its polls tell why
-        link, name = f"/polls/?{urlencode({'source': source})}", f"{source} (source)"
+        link = f"/polls/?{urlencode({'source': source})}"
+        name = gettext("%(source)s (source)") % {"source": source}
     status = labels.get("status", "")
     return {
         "alert": alert,
@@ -170,6 +179,7 @@ def _back(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@api_auth
 def api_alerts(request: HttpRequest) -> JsonResponse:
     """What /alerts/ shows of the alerts, as JSON."""
     now = timezone.now()

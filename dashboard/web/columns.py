@@ -17,10 +17,12 @@ from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.template.defaultfilters import truncatechars
+from django.utils.functional import Promise
+from django.utils.translation import gettext, gettext_lazy, ngettext, pgettext, pgettext_lazy
 
 from dashboard.models import Service, ServiceDetail
 from dashboard.queries.detectors import DETECTORS
-from dashboard.statuses import style_for
+from dashboard.statuses import infer_type_label, style_for
 from dashboard.web.format import ago, count, iso, rate
 
 # A failure rate from here up is shown hot.
@@ -34,7 +36,7 @@ class Row:
     source_name: str
     since: str  # the view's ?since=, as shown; "" without one
     now: datetime  # the view's clock, for ages
-    detector_help: dict[str, str]
+    detector_help: dict[str, tuple[str, str]]  # by detector: (its name shown, what it means)
     alerting: bool = False  # an alert is firing for the service
     detail: ServiceDetail | None = None  # what ModelArts last said of it beyond the list
 
@@ -43,7 +45,7 @@ class Row:
 class Column:
     name: str  # the CSV's header, and the JSON's key unless `json` says otherwise
     value: Callable[[Service, Row], object]  # the plain value, for CSV and JSON
-    label: str = ""  # the table's header ({window} is filled in); "" for no table column
+    label: str | Promise = ""  # the table's header ({window} is filled in); "" for no column
     sort: str = ""  # the header's sort key in the URL
     cell: Callable[[Service, Row], str] | None = None  # the table's <td>
     numeric: bool = False  # right-aligned; sorts biggest first on the first click
@@ -74,23 +76,31 @@ def _name_cell(service: Service, row: Row) -> str:
     service_id = escape(service.service_id)
     link = escape(service_link(service.service_id, row.source_name))
     changed = changed_reasons(service)
-    tag = (
-        f' <span class="tag tag-changed" title="Since {row.since}: {escape(", ".join(changed))}">'
-        "changed</span>"
-        if changed
-        else ""
-    )
+    tag = ""
+    if changed:
+        reasons = pgettext("list separator", ", ").join(changed)
+        title = gettext("Since %(time)s: %(reasons)s") % {"time": row.since, "reasons": reasons}
+        tag = (
+            f' <span class="tag tag-changed" title="{escape(title)}">'
+            f"{escape(pgettext('row tag', 'changed'))}</span>"
+        )
     # Text, not an icon: it reads the same in every font and to a screen reader.
     bell = (
-        ' <span class="tag tag-alert" title="An alert is firing: see Alerts">alert</span>'
+        f' <span class="tag tag-alert" title="{escape(gettext("An alert is firing: see Alerts"))}">'
+        f"{escape(pgettext('row tag', 'alert'))}</span>"
         if row.alerting
         else ""
     )
+    name = service.service_name or gettext("(no name)")
+    # One tab stop per row, the name's link: the copy button (tabindex -1) serves the mouse, the
+    # id stays selectable text for everyone.
     return (
         f'<td class="name"><a class="service-link" href="{link}" hx-boost="false">'
-        f'<span class="service-name">{escape(service.service_name or "(no name)")}</span></a>'
+        f'<span class="service-name">{escape(name)}</span></a>'
         f'{bell}{tag} <span class="service-id"><code>{service_id}</code><button type="button" '
-        f'class="copy" data-copy="{service_id}" title="Copy id" hidden>copy</button></span></td>'
+        f'class="copy" tabindex="-1" data-copy="{service_id}" '
+        f'title="{escape(gettext("Copy id"))}" hidden>'
+        f"{escape(pgettext('button', 'copy'))}</button></span></td>"
     )
 
 
@@ -99,13 +109,13 @@ def _status_cell(service: Service, row: Row) -> str:
     API gives it) in the badge and in a bar beside it."""
     style = style_for(service.status)
     deploying = service.status == "deploying" and service.progress is not None
-    label = style.label + ("…" if style.busy else "")
+    label = str(style.label) + ("…" if style.busy else "")
     if deploying:
         label += f" {service.progress}%"
     parts = [f'<span class="badge badge-{style.tone}">{escape(label)}</span>']
     parts += [
-        f'<span class="detector detector-{name}" title="{escape(row.detector_help[name])}">'
-        f"{name}</span>"
+        f'<span class="detector detector-{name}" title="{escape(row.detector_help[name][1])}">'
+        f"{escape(row.detector_help[name][0])}</span>"
         for name in DETECTORS
         if getattr(service, f"is_{name}", False)
     ]
@@ -118,12 +128,18 @@ def _status_cell(service: Service, row: Row) -> str:
 
 
 def _type_cell(service: Service, row: Row) -> str:
-    return f"<td>{escape(service.infer_type or '—')}</td>"
+    return f"<td>{escape(infer_type_label(service.infer_type) or '—')}</td>"
 
 
 def _owner_cell(service: Service, row: Row) -> str:
+    """The owner's name where an admin gave one (see OwnerName), else the id cut short; the
+    whole id on hover either way."""
+    title = escape(service.owner)
+    name = getattr(service, "owner_name", None)
+    if name:
+        return f'<td class="owner" title="{title}">{escape(truncatechars(name, 24))}</td>'
     owner = escape(truncatechars(service.owner, 10) or "—")
-    return f'<td class="owner" title="{escape(service.owner)}"><code>{owner}</code></td>'
+    return f'<td class="owner" title="{title}"><code>{owner}</code></td>'
 
 
 def _number_cell(name: str) -> Callable[[Service, Row], str]:
@@ -177,28 +193,29 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "source",
         lambda service, row: row.source_name,
-        "Source",
+        gettext_lazy("Source"),
         cell=lambda service, row: f'<td class="source">{escape(row.source_name)}</td>',
         table_needs="sources",
     ),
     Column("service_id", _field("service_id")),
-    Column("service_name", _field("service_name"), "Service", "name", _name_cell),
+    Column("service_name", _field("service_name"), gettext_lazy("Service"), "name", _name_cell),
     Column("description", _field("description")),
-    Column("status", _field("status"), "Status", "status", _status_cell),
+    Column("status", _field("status"), gettext_lazy("Status"), "status", _status_cell),
     Column("progress", _field("progress")),
     Column(
         "infer_type",
         _field("infer_type"),
-        "Type",
+        gettext_lazy("Type"),
         "type",
         _type_cell,
     ),
-    Column("owner", _field("owner"), "Owner", "owner", _owner_cell),
+    Column("owner", _field("owner"), gettext_lazy("Owner"), "owner", _owner_cell),
+    Column("owner_name", lambda service, row: getattr(service, "owner_name", None)),
     Column("workspace_id", _field("workspace_id")),
     Column(
         "invocation_times",
         _field("invocation_times"),
-        "Invocations",
+        gettext_lazy("Invocations"),
         "calls",
         _number_cell("invocation_times"),
         numeric=True,
@@ -206,7 +223,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "failed_times",
         _field("failed_times"),
-        "Failures",
+        pgettext_lazy("column", "Failures"),
         "failures",
         _number_cell("failed_times"),
         numeric=True,
@@ -214,7 +231,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "failure_rate",
         _field("failure_rate"),
-        "Failure rate",
+        gettext_lazy("Failure rate"),
         "rate",
         _rate_cell("failure_rate"),
         numeric=True,
@@ -222,7 +239,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "calls_in_window",
         _field("w_calls"),
-        "Calls ({window})",
+        gettext_lazy("Calls ({window})"),
         "wcalls",
         _number_cell("w_calls"),
         numeric=True,
@@ -232,7 +249,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "failures_in_window",
         _field("w_failures"),
-        "Failures ({window})",
+        gettext_lazy("Failures ({window})"),
         "wfailures",
         _number_cell("w_failures"),
         numeric=True,
@@ -242,7 +259,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "failure_rate_in_window",
         _field("w_rate"),
-        "Failure rate ({window})",
+        gettext_lazy("Failure rate ({window})"),
         "wrate",
         _rate_cell("w_rate"),
         numeric=True,
@@ -252,7 +269,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "calls_since_previous_poll",
         _field("calls_delta"),
-        "Calls since last poll",
+        gettext_lazy("Calls since last poll"),
         "delta",
         _number_cell("calls_delta"),
         numeric=True,
@@ -260,7 +277,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "running_instances",
         _detail_value("running_instances"),
-        "Instances",
+        gettext_lazy("Instances"),
         "instances",
         _instances_cell,
         numeric=True,
@@ -270,10 +287,17 @@ COLUMNS: tuple[Column, ...] = (
         "desired_instances", _detail_value("desired_instances"), json="detail.desired_instances"
     ),
     Column(
-        "reason", _detail_value("error_msg"), "Reason", "reason", _reason_cell, json="detail.reason"
+        "reason",
+        _detail_value("error_msg"),
+        gettext_lazy("Reason"),
+        "reason",
+        _reason_cell,
+        json="detail.reason",
     ),
     Column("detail_fetched_at", _detail_value("fetched_at"), json="detail.fetched_at"),
-    Column("publish_at", _field("publish_at"), "Published", "published", _published_cell),
+    Column(
+        "publish_at", _field("publish_at"), gettext_lazy("Published"), "published", _published_cell
+    ),
     Column("transition_at", _field("transition_at")),
     Column("status_changed_at", _field("status_changed_at")),
     Column("first_seen_at", _field("first_seen_at")),
@@ -309,18 +333,36 @@ def changed_reasons(service: Service) -> list[str]:
     """Why a row is highlighted under ?since= (empty without it, or if nothing changed)."""
     reasons = []
     if getattr(service, "since_status", False):
-        reasons.append("status changed")
+        reasons.append(gettext("status changed"))
     if getattr(service, "since_failing", False):
-        reasons.append("new failures")
+        reasons.append(gettext("new failures"))
     return reasons
 
 
-def detector_help() -> dict[str, str]:
-    return {
-        "stuck": f"Deploying, no progress for over {settings.DASHBOARD_STUCK_MINUTES} min",
-        "idle": f"Running, no new calls for over {settings.DASHBOARD_IDLE_MINUTES} min",
-        "flapping": (
-            f"At least {settings.DASHBOARD_FLAP_CHANGES} status changes within "
-            f"{settings.DASHBOARD_FLAP_MINUTES} min"
-        ),
+DETECTOR_NAMES = {
+    "stuck": pgettext_lazy("detector", "stuck"),
+    "idle": pgettext_lazy("detector", "idle"),
+    "flapping": pgettext_lazy("detector", "flapping"),
+}
+
+
+def detector_label(name: str) -> str:
+    return str(DETECTOR_NAMES.get(name, name))
+
+
+def detector_help() -> dict[str, tuple[str, str]]:
+    """Each detector's name, as shown, and what it means with this dashboard's thresholds."""
+    changes = settings.DASHBOARD_FLAP_CHANGES
+    meanings = {
+        "stuck": gettext("Deploying, no progress for over %(minutes)s min")
+        % {"minutes": settings.DASHBOARD_STUCK_MINUTES},
+        "idle": gettext("Running, no new calls for over %(minutes)s min")
+        % {"minutes": settings.DASHBOARD_IDLE_MINUTES},
+        "flapping": ngettext(
+            "At least %(changes)s status change within %(minutes)s min",
+            "At least %(changes)s status changes within %(minutes)s min",
+            changes,
+        )
+        % {"changes": changes, "minutes": settings.DASHBOARD_FLAP_MINUTES},
     }
+    return {name: (detector_label(name), meanings[name]) for name in DETECTORS}

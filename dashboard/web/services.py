@@ -1,4 +1,5 @@
-"""The service table (/), its exports (/services.csv, /api/services) and "Refresh now"."""
+"""The service table (/), its exports (/services.csv, /services.json, /api/services) and
+"Refresh now"."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import datetime
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError
 from django.http import (
     HttpRequest,
@@ -20,6 +22,7 @@ from django.http import (
 )
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard.models import Service, Source
@@ -34,23 +37,29 @@ from dashboard.queries.services import (
     alerting,
     choices,
     details,
+    owner_choices,
     page_of,
     per_status,
 )
 from dashboard.queries.sources import all_sources, enabled
 from dashboard.queries.windows import WINDOWS
-from dashboard.statuses import ALERTING, STYLES, style_for
-from dashboard.web.columns import Column, Row, columns_for, table_columns
-from dashboard.web.format import iso_utc
+from dashboard.statuses import ALERTING, STYLES, infer_type_label, status_label, style_for
+from dashboard.web.columns import Column, Row, columns_for, detector_label, table_columns
+from dashboard.web.format import ago_in_words, iso_utc
+from dashboard.web.format import count as count_text
 from dashboard.web.htmx import render_page, wants_partial
 from dashboard.web.params import ServiceView, parse_filter
 from dashboard.web.table import rows_html
+from dashboard.web.tokens import api_auth
+from dashboard.web.visits import last_visit, record_visit
 
 log = logging.getLogger(__name__)
 # "Refresh now" asks for a poll at most this often per source, however fast anyone clicks.
 REFRESH_MIN_GAP = 5
 # While a requested poll is pending, the table looks for its result this often (seconds).
 PENDING_REFRESH_SECONDS = 2
+# The slower auto-refresh intervals a reader may choose for their browser (seconds).
+REFRESH_CHOICES = (30, 60, 300)
 
 
 @require_GET
@@ -69,7 +78,7 @@ def refresh(request: HttpRequest) -> HttpResponse:
     """
     only_if_due = request.POST.get("due") == "1"
     if not only_if_due and not request.user.has_perm("dashboard.refresh_source"):
-        raise PermissionDenied("Polling on demand needs the operator role.")
+        raise PermissionDenied(gettext("Polling on demand needs the operator role."))
     notes = []
     for source in enabled(all_sources()):
         try:
@@ -77,7 +86,10 @@ def refresh(request: HttpRequest) -> HttpResponse:
         except DatabaseError:
             # The poller holds the write lock for a long moment, say; the page stays usable.
             log.warning("poll request for %s could not be saved", source.name, exc_info=True)
-            notes.append(f"{source.name}: the database is busy, try again in a moment")
+            notes.append(
+                gettext("%(source)s: the database is busy, try again in a moment")
+                % {"source": source.name}
+            )
     if not request.htmx:
         return redirect(parse_filter(request.GET)[0].url())
     # The answer to a refresh never asks for another one: no loops, whatever happened.
@@ -89,15 +101,19 @@ def _ask_for_poll(source: Source, *, only_if_due: bool) -> str:
     """Record a request for a poll of the source; what to tell the user about it."""
     now = timezone.now()
     if source.is_polling(now):
-        return f"{source.name}: a poll is already running"
+        return gettext("%(source)s: a poll is already running") % {"source": source.name}
     if only_if_due:
         if source.is_overdue(now):
             source.request_poll(now)
         return ""
     if source.last_poll_at and (now - source.last_poll_at).total_seconds() < REFRESH_MIN_GAP:
-        return f"{source.name}: polled {int((now - source.last_poll_at).total_seconds())} s ago"
+        seconds = int((now - source.last_poll_at).total_seconds())
+        return gettext("%(source)s: polled %(seconds)s s ago") % {
+            "source": source.name,
+            "seconds": seconds,
+        }
     source.request_poll(now)
-    return f"{source.name}: poll requested"
+    return gettext("%(source)s: poll requested") % {"source": source.name}
 
 
 def _render_services(
@@ -111,7 +127,12 @@ def _render_services(
     every_source = all_sources()
     sources = enabled(every_source)
     page, counts = page_of(view, every_source, empty=bool(errors))
-    view = replace(view, page=page.number)  # a page past the end shows (and links) the last
+    replace_url = ""
+    if view.page > page.number and request.htmx:
+        # A page past the end (the fleet shrank under a bookmark) shows the last page; a swap
+        # corrects the address bar to it.
+        replace_url = view.url(page=page.number)
+    view = replace(view, page=page.number)
     columns = table_columns(
         columns_for(window=view.window, since=view.since),
         many_sources=len(sources) > 1 or bool(view.source),
@@ -137,10 +158,12 @@ def _render_services(
         and any(source.is_overdue() and not source.poll_requested_at for source in sources),
         "chips": _chips(view),
         "pager": _pager(view, page),
-        "status_names": list(STYLES),
+        "status_choices": [(name, style.label) for name, style in STYLES.items()],
+        # Statuses in the filter that the dashboard has no word for: shown as sent.
+        "unlisted_statuses": [name for name in view.statuses if name not in STYLES],
         "page_sizes": PAGE_SIZES,
         "windows": list(WINDOWS),
-        "detectors": DETECTORS,
+        "detectors": [(name, detector_label(name)) for name in DETECTORS],
         "since_param": iso_utc(view.since) or "",
         "defaults": {
             "sort": DEFAULT_SORT,
@@ -149,6 +172,7 @@ def _render_services(
         },
         "notes": notes or [],
         # A requested poll's result is looked for soon, not at the next regular refresh.
+        "refresh_pending": pending,
         "refresh_seconds": PENDING_REFRESH_SECONDS
         if pending
         else settings.DASHBOARD_REFRESH_SECONDS,
@@ -159,10 +183,22 @@ def _render_services(
         "section": "services",
     }
     partial = wants_partial(request) if partial is None else partial
+    # A full load is a visit; a refresh or a click inside the page only reads when the last
+    # one ended.
+    visit = last_visit(request.user) if partial else record_visit(request.user, timezone.now())
+    context["last_visit"] = visit and {
+        "url": view.url(since=visit, page=1),
+        "ago": ago_in_words(visit),
+        "iso": iso_utc(visit),
+    }
     if not partial:  # the filter form: the partial (an auto-refresh, say) leaves it in place
-        context["owners"] = choices(every_source, "owner", view.owner)
-        context["infer_types"] = choices(every_source, "infer_type", view.infer_type)
-    return render_page(
+        context["owners"] = owner_choices(every_source, view.owner)
+        context["refresh_choices"] = refresh_choices(settings.DASHBOARD_REFRESH_SECONDS)
+        context["infer_types"] = [
+            (name, infer_type_label(name))
+            for name in choices(every_source, "infer_type", view.infer_type)
+        ]
+    response = render_page(
         request,
         "dashboard/services.html",
         "dashboard/_services.html",
@@ -170,6 +206,21 @@ def _render_services(
         status=400 if errors else 200,
         as_partial=partial,
     )
+    if replace_url:
+        response["HX-Replace-Url"] = replace_url
+    return response
+
+
+def refresh_choices(default: int) -> list[tuple[str, str]]:
+    """The auto-refresh intervals a reader may pick: the server's own, a few slower ones."""
+    slower = [seconds for seconds in REFRESH_CHOICES if seconds > default]
+    return [("auto", _every(default)), *((str(s), _every(s)) for s in slower)]
+
+
+def _every(seconds: int) -> str:
+    if seconds % 60:
+        return gettext("every %(seconds)s s") % {"seconds": seconds}
+    return gettext("every %(minutes)s min") % {"minutes": seconds // 60}
 
 
 def _tiles(
@@ -180,7 +231,7 @@ def _tiles(
     counts = per_status(by_source)
     per_source: dict[str, list[str]] = {}
     for (status, source_id), n in sorted(by_source.items(), key=lambda i: names[i[0][1]]):
-        per_source.setdefault(status, []).append(f"{names[source_id]}: {n:,}")
+        per_source.setdefault(status, []).append(f"{names[source_id]}: {count_text(n)}")
     several = len({source_id for _, source_id in by_source}) > 1
     tiles = []
     for status, count in sorted(counts.items(), key=lambda item: style_for(item[0]).severity):
@@ -214,6 +265,8 @@ def _headers(view: ServiceView, columns: list[Column]) -> list[dict]:
         next_sort = (key if descending else f"-{key}") if current else first
         headers.append(
             {
+                "key": key,
+                "col": column.name,
                 "label": column.label.format(window=view.window),
                 "numeric": column.numeric,
                 "aria_sort": ("descending" if descending else "ascending") if current else "none",
@@ -227,31 +280,41 @@ def _chips(view: ServiceView) -> list[dict]:
     """Each active filter as a link that removes just that filter."""
     chips = [
         {
-            "label": f"status: {s}",
+            # A status the dashboard does not know is named as the API sends it.
+            "label": _chip(pgettext("filter", "status"), status_label(s) if s in STYLES else s),
             "url": view.url(status=[x for x in view.statuses if x != s], page=1),
         }
         for s in view.statuses
     ]
     for name, label in (
-        ("infer_type", "type"),
-        ("owner", "owner"),
-        ("source", "source"),
-        ("q", "search"),
+        ("infer_type", pgettext("filter", "type")),
+        ("owner", pgettext("filter", "owner")),
+        ("source", pgettext("filter", "source")),
+        ("q", pgettext("filter", "search")),
     ):
         value = getattr(view, name)
         if value:
-            chips.append({"label": f"{label}: {value}", "url": view.url(**{name: "", "page": 1})})
+            shown = infer_type_label(value) if name == "infer_type" else value
+            chips.append({"label": _chip(label, shown), "url": view.url(**{name: "", "page": 1})})
     if view.window:
-        chips.append({"label": f"window: {view.window}", "url": view.without_window()})
+        label = _chip(pgettext("filter", "window"), view.window)
+        chips.append({"label": label, "url": view.without_window()})
     if view.since:
-        label = f"changed since: {iso_utc(view.since)}"
+        label = _chip(pgettext("filter", "changed since"), iso_utc(view.since))
         chips.append({"label": label, "url": view.url(since=None, page=1)})
     for name in view.detect:
         others = [d for d in view.detect if d != name]
-        chips.append({"label": f"detect: {name}", "url": view.url(detect=others, page=1)})
+        label = _chip(pgettext("filter", "detect"), detector_label(name))
+        chips.append({"label": label, "url": view.url(detect=others, page=1)})
     if view.below:
-        chips.append({"label": "below desired instances", "url": view.url(below="", page=1)})
+        label = gettext("below desired instances")
+        chips.append({"label": label, "url": view.url(below="", page=1)})
     return chips
+
+
+def _chip(name: str, value: str) -> str:
+    """An active filter as its chip reads: 'status: failed'."""
+    return pgettext("filter chip", "%(filter)s: %(value)s") % {"filter": name, "value": value}
 
 
 def _pager(view: ServiceView, page: Page) -> dict[str, str]:
@@ -264,7 +327,9 @@ def _pager(view: ServiceView, page: Page) -> dict[str, str]:
     }
 
 
-CSV_CHUNK = 2000
+# Rows read per query chunk, and written per chunk of the response, by both exports.
+EXPORT_CHUNK = 2000
+EXPORT_LINES_PER_WRITE = 100
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -276,25 +341,67 @@ def services_csv(request: HttpRequest) -> HttpResponse:
     if errors:
         problems = "; ".join(f"{name}: {' '.join(m)}" for name, m in errors.items())
         return HttpResponse(f"bad parameters: {problems}\n", status=400, content_type="text/plain")
-    every_source = all_sources()
-    names = {source.pk: source.name for source in every_source}
     columns = columns_for(window=view.window, since=view.since)
-    # The stored detail rides along (a LEFT JOIN): an export is read once, front to back.
-    rows = view.rows(Service.objects.defer(*UNSHOWN).select_related("detail"), every_source)
+    rows = _export_rows(view, all_sources())
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
         yield writer.writerow([column.name for column in columns])
-        # iterator(): rows are read in chunks, so 100,000 services never sit in memory at once.
-        for service in rows.iterator(chunk_size=CSV_CHUNK):
-            # None when it has none (the missing reverse one-to-one is an AttributeError).
-            detail = getattr(service, "detail", None)
-            row = Row(names[service.source_id], "", view.now, {}, detail=detail)
+        for service, row in rows:
             yield writer.writerow([_csv_cell(column.value(service, row)) for column in columns])
 
+    return _attachment(_batched(lines()), "text/csv; charset=utf-8", "csv")
+
+
+@require_GET
+def services_json(request: HttpRequest) -> HttpResponse:
+    """Every row of the current view (not just one page) as a JSON array of the services
+    /api/services lists, in the table's order, written as the rows are read."""
+    view, errors = parse_filter(request.GET)
+    if errors:
+        return JsonResponse({"errors": errors}, status=400)
+    columns = [c for c in columns_for(window=view.window, since=view.since) if c.json_path[0]]
+    rows = _export_rows(view, all_sources())
+    encode = DjangoJSONEncoder().encode  # as JsonResponse writes /api/services
+
+    def items() -> Iterator[str]:
+        yield "["
+        for n, (service, row) in enumerate(rows):
+            yield ("," if n else "") + "\n" + encode(_service_json(service, row, columns))
+        yield "\n]\n"
+
+    return _attachment(_batched(items()), "application/json", "json")
+
+
+def _export_rows(view: ServiceView, every_source: list[Source]) -> Iterator[tuple[Service, Row]]:
+    """Every row of the view, with what its cells need, read in chunks: 100,000 services never
+    sit in memory at once."""
+    names = {source.pk: source.name for source in every_source}
+    # The stored detail rides along (a LEFT JOIN): an export is read once, front to back.
+    rows = view.rows(Service.objects.defer(*UNSHOWN).select_related("detail"), every_source)
+    for service in rows.iterator(chunk_size=EXPORT_CHUNK):
+        # None when it has none (the missing reverse one-to-one is an AttributeError).
+        detail = getattr(service, "detail", None)
+        yield service, Row(names[service.source_id], "", view.now, {}, detail=detail)
+
+
+def _batched(lines: Iterator[str]) -> Iterator[str]:
+    """Lines joined a hundred at a time: one write per row would be a system call per row."""
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == EXPORT_LINES_PER_WRITE:
+            yield "".join(batch)
+            batch.clear()
+    if batch:
+        yield "".join(batch)
+
+
+def _attachment(content: Iterator[str], content_type: str, extension: str) -> HttpResponse:
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="modelarts-services-{stamp}.csv"'
+    response = StreamingHttpResponse(content, content_type=content_type)
+    filename = f"modelarts-services-{stamp}.{extension}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
@@ -316,6 +423,7 @@ def _csv_cell(value: object) -> object:
 
 
 @require_GET
+@api_auth
 def api_services(request: HttpRequest) -> JsonResponse:
     """The table's current view as JSON: same parameters, same rows, same order."""
     view, errors = parse_filter(request.GET)

@@ -27,7 +27,7 @@ def log_in(client: Client, username: str, password: str, address: str = "10.1.2.
     return client.post("/login/", {"username": username, "password": password}, REMOTE_ADDR=address)
 
 
-@pytest.mark.parametrize("url", ["/", "/?status=failed", "/polls/", "/api/services"])
+@pytest.mark.parametrize("url", ["/", "/?status=failed", "/polls/", "/account/tokens/"])
 def test_it_sends_anonymous_visitors_to_the_login_page(anonymous_client, db, url):
     response = anonymous_client.get(url)
     assert response.status_code == 302

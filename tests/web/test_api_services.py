@@ -36,6 +36,7 @@ def test_it_describes_each_service(client, rows):
             "progress": None,
             "infer_type": "real-time",
             "owner": "owner-a",
+            "owner_name": None,
             "workspace_id": "",
             "invocation_times": 50,
             "failed_times": 40,

@@ -22,7 +22,9 @@ def test_it_saves_the_current_view_and_opens_it_by_its_short_link(client, make_s
 
 
 def test_it_lists_saved_views_in_the_header_menu(client, db):
-    SavedView.objects.create(name="batch jobs", slug="abcdefgh", query="infer_type=batch")
+    SavedView.objects.create(
+        name="batch jobs", slug="abcdefgh", query="infer_type=batch", shared=True
+    )
     body = client.get("/").content.decode()
     assert '<a href="/v/abcdefgh">batch jobs</a>' in body
 
@@ -35,15 +37,19 @@ def test_it_refuses_to_save_a_view_the_table_cannot_show(client, db, query):
     assert not SavedView.objects.exists()
 
 
-def test_it_refuses_a_second_view_of_the_same_name(client, db):
+def test_it_asks_before_replacing_a_view_of_the_same_name(client, db):
     client.post("/views/save", {"name": "mine", "query": ""})
     response = client.post("/views/save", {"name": "mine", "query": "status=failed"})
-    assert response.status_code == 400
-    assert SavedView.objects.count() == 1
+    assert response.status_code == 409
+    assert "exists already" in response.content.decode()
+    assert 'name="overwrite" value="on"' in response.content.decode()
+    assert SavedView.objects.get().query == ""  # nothing replaced yet
 
 
-def test_a_broken_saved_view_is_marked_and_never_breaks_a_page(client, db):
-    SavedView.objects.create(name="old", slug="oldoldol", query="sort=removed-column")
+def test_a_broken_saved_view_is_marked_and_never_breaks_a_page(client, operator):
+    SavedView.objects.create(
+        name="old", slug="oldoldol", query="sort=removed-column", created_by=operator
+    )
     assert client.get("/").status_code == 200
     listing = client.get("/views/").content.decode()
     assert "broken" in listing
@@ -52,7 +58,7 @@ def test_a_broken_saved_view_is_marked_and_never_breaks_a_page(client, db):
 
 
 def test_a_viewer_opens_saved_views_but_cannot_change_them(db):
-    SavedView.objects.create(name="shared", slug="sharedvw", query="status=failed")
+    SavedView.objects.create(name="shared", slug="sharedvw", query="status=failed", shared=True)
     viewer = Client()
     viewer.force_login(create_user("val", "a-password-for-tests-only", "viewer"))
     assert viewer.get("/v/sharedvw").status_code == 302
