@@ -105,9 +105,10 @@ def test_the_benchmark_prints_its_table(tmp_path):
     assert "40 services" in done.stdout
     assert "unchanged poll:" in done.stdout and "0 rows rewritten" in done.stdout
     for label in ("default (most urgent first)", "free-text search", "last page"):
-        # median, p95, then the request's query count: the same few queries on every view.
+        # median, p95, then the request's query count: the same few queries on every view
+        # (one of them the signed-in user's last visit).
         row = re.search(rf"^  {re.escape(label)} +[\d.]+ +[\d.]+ +(\d+) ", done.stdout, re.M)
-        assert row and 5 <= int(row[1]) <= 12, done.stdout
+        assert row and 5 <= int(row[1]) <= 13, done.stdout
     # PostgreSQL's pages are timed as autovacuum leaves the table, not right after the polls.
     assert ("after VACUUM ANALYZE" in done.stdout) == bool(server)
 
