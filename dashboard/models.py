@@ -362,7 +362,10 @@ class ServiceWindow(models.Model):
     severity, then name) reads one index in order.
     """
 
-    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="windows")
+    # No index of its own: the unique (service, window) constraint's index leads with it.
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, related_name="windows", db_index=False
+    )
     window = models.CharField(max_length=8)  # a key of baselines.WINDOWS
     # The counters at the window's start (NULL: unknown, see queries.windows).
     base_calls = models.BigIntegerField(null=True, blank=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dashboard import exposition
 from dashboard.exposition import FAMILIES, SERIES_COLUMNS, Renderer, current_parts, in_parts
+from dashboard.ingest.sql import insert_rows
 from dashboard.models import ExpositionPart, PollRun, Service, Source
 
 
@@ -26,17 +27,17 @@ def render_exposition(source: Source, run: PollRun) -> None:
         .iterator(chunk_size=exposition.PART_SIZE)
     )
     renderer = Renderer()
+    columns = ("source_id", "family", "part", "rendered_at", "source_name", "text")
     for number, rows in enumerate(in_parts(services)):
-        ExpositionPart.objects.bulk_create(
-            ExpositionPart(
-                source=source,
-                family=family.name,
-                part=number,
-                rendered_at=run.started_at,
-                source_name=source.name,
-                text=text,
-            )
-            for family, text in zip(FAMILIES, renderer.render(rows), strict=True)
+        # Plain rows (COPY on PostgreSQL): an INSERT carries its 2 MB texts as SQL literals,
+        # which PostgreSQL's parser took 6 s to read at 100,000 services.
+        insert_rows(
+            ExpositionPart,
+            columns,
+            [
+                (source.pk, family.name, number, run.started_at, source.name, text)
+                for family, text in zip(FAMILIES, renderer.render(rows), strict=True)
+            ],
         )
 
 

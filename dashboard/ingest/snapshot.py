@@ -183,8 +183,9 @@ def _keep_searched_columns(updates: list[tuple[int, dict]]) -> None:
 
     Writing a searched column, even with its old value, fires the search index's update trigger,
     which re-indexes the row; a poll mostly changes counters and status. The old texts are read
-    for changed rows only. (PostgreSQL's trigram indexes take a new entry for any rewritten
-    row whose counters are indexed, so the read would buy nothing there.)
+    for changed rows only. (PostgreSQL's search table has a trigger that compares the old and
+    new texts itself (migration 0014), and a rewritten row costs the same there whatever
+    columns its UPDATE sets, so the read would buy nothing.)
     """
     if connection.vendor != "sqlite":
         return

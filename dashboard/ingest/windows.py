@@ -123,7 +123,9 @@ def _write(source: Source, name: str, start: datetime, pks: list[int] | None = N
     if pks is not None:
         # The ids pick the rows. "+" keeps SQLite from reading the (source, service_id) index
         # for the source instead: it guesses that picks a few rows, and reads all of them.
-        source_column = "+s.source_id"
+        # (PostgreSQL, told the same, guessed one row and read every row of the table.)
+        if connection.vendor == "sqlite":
+            source_column = "+s.source_id"
         only = f"AND s.id IN ({', '.join(f'%(pk{i})s' for i in range(len(pks)))})"
         params.update((f"pk{i}", pk) for i, pk in enumerate(pks))
     sqlite = connection.vendor == "sqlite"

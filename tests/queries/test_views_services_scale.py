@@ -84,16 +84,16 @@ def test_it_shows_the_last_page_with_its_rows_in_order(client, rows):
 def test_it_keeps_a_constant_number_of_queries_at_any_size(
     client, make_service, django_assert_max_num_queries, page
 ):
-    page = "1000000" if page == "last" else page
+    page = "1000000" if page == "last" else page  # sends to the last page, followed below
     url = f"/?sort=-calls&per_page=25&page={page}"
     for n in range(30):
         make_service(f"a{n}")
-    with django_assert_max_num_queries(20) as small:
-        client.get(url)
+    with django_assert_max_num_queries(40) as small:
+        client.get(url, follow=True)
     for n in range(320):  # 350 in all: the last page is full too
         make_service(f"b{n}", owner=f"owner-{n % 7}")
     with django_assert_max_num_queries(len(small.captured_queries)):
-        assert len(names(client.get(url))) == 25
+        assert len(names(client.get(url, follow=True))) == 25
 
 
 def fetch(client, url: str) -> bytes:
@@ -200,11 +200,17 @@ def test_the_search_reads_its_trigram_index(rows):
         counting = view.counting(Service.objects.all(), list(Source.objects.all()))
         assert "VIRTUAL TABLE" in plan(counting), plan(counting)
         return
-    # The search alone, where no other index can stand in for it: each column's trigram
-    # index must match its LIKE (at scale, the planner picks them for the table's queries).
-    text = plan(Service.objects.filter(search(view.q)).values("id"), no_sorts=False)
-    for index in ("service_search_name", "service_search_id", "service_search_desc"):
-        assert f"Bitmap Index Scan on {index}" in text, text
+    # The search alone, where no other index can stand in for it: the search table's trigram
+    # index must match its LIKE (at scale, the planner picks it for the table's queries).
+    # Earlier tests' rolled-back rows sit in that index's pending list, which a few rows' worth
+    # of a scan by id would beat: plain index scans are set aside too.
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_indexscan = off")
+        try:
+            text = plan(Service.objects.filter(search(view.q)).values("id"), no_sorts=False)
+        finally:
+            cursor.execute("RESET enable_indexscan")
+    assert "Bitmap Index Scan on dashboard_service_search_text" in text, text
 
 
 def test_the_partial_leaves_the_filter_forms_choice_lists_unread(client, rows):
