@@ -111,6 +111,14 @@ def test_the_benchmark_prints_its_table(tmp_path):
         assert row and 5 <= int(row[1]) <= 13, done.stdout
     # PostgreSQL's pages are timed as autovacuum leaves the table, not right after the polls.
     assert ("after VACUUM ANALYZE" in done.stdout) == bool(server)
+    # Every ratio beside its target: the windowed views, /metrics and the exports' memory.
+    for label in ("window 1h", "window 7d by rate", "API window 1h"):
+        assert re.search(rf"^  {label} / default view: [\d.]+x \(target <= 3x\)", done.stdout, re.M)
+    assert re.search(r"/metrics median [\d,]+ ms = [\d.]+x the default view .*<= 10x", done.stdout)
+    for url in ("/metrics", "/services.csv", "/services.json"):
+        assert re.search(
+            rf"^  {url} .*peak Python memory [\d.]+ MB .*(OK|MISS)$", done.stdout, re.M
+        )
 
 
 def test_the_history_benchmark_reports_storage_and_speed(tmp_path):

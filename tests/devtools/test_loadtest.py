@@ -13,7 +13,15 @@ import pytest
 from conftest import ROOT
 from local_http import LocalHTTPServer, QuietHandler
 
-from dashboard.devtools.benchmarks.load import Plan, polls_in, run_wrk, trouble_in
+from dashboard.devtools.benchmarks.load import (
+    Outcome,
+    Plan,
+    Result,
+    compare,
+    polls_in,
+    run_wrk,
+    trouble_in,
+)
 
 
 @pytest.fixture
@@ -91,4 +99,41 @@ def test_a_tiny_run_prints_its_table_and_stops_everything_it_started(tmp_path, w
     assert ("PostgreSQL" if database else "SQLite") in done.stdout
     assert "/ (full page)" in done.stdout and "/ (HTMX partial)" in done.stdout
     assert "lock errors, failed polls or tracebacks in the logs: 0" in done.stdout
+    assert processes_using(tmp_path) == []
+
+
+def outcome(database: str, full: float, partial: float, errors: int = 0) -> Outcome:
+    results = [
+        Result(label, round(rate * 30), 30.0, errors, 0, 50.0, 80.0, 120.0, 200.0)
+        for label, rate in (("/ (full page)", full), ("/ (HTMX partial)", partial))
+    ]
+    return Outcome(results=results, polls=[], trouble=[], database=database)
+
+
+def test_the_comparison_gives_postgresql_s_share_of_sqlite_s_throughput():
+    text = compare(outcome("SQLite 3.40.1 (WAL)", 80, 90), outcome("PostgreSQL 15.18", 44, 36))
+    full = next(line for line in text.splitlines() if line.startswith("/ (full page)"))
+    partial = next(line for line in text.splitlines() if line.startswith("/ (HTMX partial)"))
+    assert "55%" in full and ">= 50%" in full and "MISS" not in full
+    assert "40%" in partial and partial.endswith("MISS")
+    assert "errors: SQLite 0, PostgreSQL 0" in text
+
+
+@pytest.mark.postgresql
+def test_a_tiny_comparison_runs_both_databases_in_one_invocation(tmp_path, wrk):
+    url = os.environ.get("DATABASE_URL", "")
+    env = {**os.environ, "TMPDIR": str(tmp_path), "DASHBOARD_VAR_DIR": str(tmp_path / "var")}
+    env.pop("DATABASE_URL")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "loadtest", "--services", "30",
+         "--seconds", "1", "--interval", "5", "--workers", "2", "--connections", "2",
+         "--compare-database-url", url, "--logs", str(tmp_path / "logs")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "SQLite" in done.stdout and "PostgreSQL" in done.stdout
+    assert "PG/SQLite" in done.stdout and ">= 50%" in done.stdout
+    assert "errors: SQLite 0, PostgreSQL 0" in done.stdout
+    assert (tmp_path / "logs" / "sqlite" / "poller.log").exists()
+    assert (tmp_path / "logs" / "postgresql" / "poller.log").exists()
     assert processes_using(tmp_path) == []

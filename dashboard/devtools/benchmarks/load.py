@@ -55,6 +55,9 @@ end
 # What the second process asks for: the table as a browser first loads it, then as htmx
 # refreshes it in place (the same URL; the header makes the view answer with its partial).
 TARGETS = [("/ (full page)", {}), ("/ (HTMX partial)", {"HX-Request": "true"})]
+# PostgreSQL's requests per second should be at least this share of SQLite's, in one run
+# (issue 17's floor).
+POSTGRES_SHARE_TARGET = 0.5
 
 
 class LoadTestError(Exception):
@@ -424,4 +427,26 @@ def render(plan: Plan, outcome: Outcome) -> str:
         )
     lines.append(f"lock errors, failed polls or tracebacks in the logs: {len(outcome.trouble)}")
     lines.extend(f"  {line}" for line in outcome.trouble[:20])
+    return "\n".join(lines)
+
+
+def compare(sqlite: Outcome, postgres: Outcome) -> str:
+    """PostgreSQL's requests per second as a share of SQLite's, per URL, from one invocation."""
+    lines = [
+        "",
+        f"{postgres.database} / {sqlite.database}, run back to back:",
+        f"{'URL':<20} {'SQLite req/s':>13} {'PG req/s':>9} {'PG/SQLite':>10} {'target':>8}",
+    ]
+    for lite, pg in zip(sqlite.results, postgres.results, strict=True):
+        share = pg.rate / lite.rate if lite.rate else 0.0
+        miss = "  MISS" if share < POSTGRES_SHARE_TARGET else ""
+        lines.append(
+            f"{lite.label:<20} {lite.rate:>13.1f} {pg.rate:>9.1f} {share:>10.0%} "
+            f"{f'>= {POSTGRES_SHARE_TARGET:.0%}':>8}{miss}"
+        )
+    errors = [
+        sum(r.errors for r in outcome.results) + len(outcome.trouble)
+        for outcome in (sqlite, postgres)
+    ]
+    lines.append(f"errors: SQLite {errors[0]}, PostgreSQL {errors[1]}")
     return "\n".join(lines)

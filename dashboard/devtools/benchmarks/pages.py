@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from urllib.parse import urlsplit
 
 from django.core.management.base import CommandError
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+
+from dashboard.devtools.benchmarks.scrape import measure_scrape, render_scrape
 
 # The table's sortable columns: its sort key → the column's place in the admin's list_display
 # (ServiceAdmin), whose changelist sorts by ?o=N (1-based; -N descending).
@@ -38,6 +41,11 @@ VIEWS = [
     ),
     ("page=last", "last page", "p=last"),
 ]
+# PostgreSQL's figures may be at most this multiple of SQLite's, measured in one run (issue 17).
+POSTGRES_TARGET = 2.0
+# A windowed view may take at most this multiple of the default view of the same run.
+WINDOWED_TARGET = 3.0
+DEFAULT_VIEW = VIEWS[0][1]
 
 
 def measure_pages(repeat: int) -> dict:
@@ -53,23 +61,35 @@ def measure_pages(repeat: int) -> dict:
         "vacuumed": vacuumed,
         "views": {label: time_view(client, query, repeat) for query, label, _ in VIEWS},
         "admin": {label: time_admin(client, admin, repeat) for _, label, admin in VIEWS},
+        "windowed": {label: time_url(client, url, repeat) for url, label in windowed_views()},
+        "scrape": measure_scrape(repeat),
     }
 
 
+def windowed_views() -> list[tuple[str, str]]:
+    """The history benchmark's windowed views (URL, label), timed here on the polled fleet's
+    kept windows: a windowed view reads stored rows, whatever the size of the history."""
+    # Imported here: the history benchmark imports this module.
+    from dashboard.devtools.benchmarks.history import HISTORY_VIEWS
+
+    return [(url, label) for url, label in HISTORY_VIEWS if "window=" in url]
+
+
 def settle() -> bool:
-    """PostgreSQL: VACUUM ANALYZE the service table, as autovacuum does within a minute or so
-    of a first poll's bulk writes; whether the pages were timed after it.
+    """PostgreSQL: VACUUM ANALYZE the service, search and window tables, as autovacuum does
+    within a minute or so of a first poll's bulk writes; whether the pages were timed after it.
 
     Until then the table's visibility map is unset and every count reads the heap as well as
     the index (about 35 ms more at 100,000 services), so without this the figures would depend
     on whether autovacuum happened to come by during the run.
     """
-    from dashboard.models import Service
+    from dashboard.models import SEARCH_TABLE, Service, ServiceWindow
 
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
-        cursor.execute(f"VACUUM (ANALYZE) {connection.ops.quote_name(Service._meta.db_table)}")
+        for table in (Service._meta.db_table, SEARCH_TABLE, ServiceWindow._meta.db_table):
+            cursor.execute(f"VACUUM (ANALYZE) {connection.ops.quote_name(table)}")
     return True
 
 
@@ -84,10 +104,19 @@ def time_admin(client: Client, query: str, repeat: int) -> dict:
 
 def time_view(client: Client, query: str, repeat: int) -> dict:
     if query == "page=last":
-        query = "page=1000000"  # past the end: the table shows its last page
+        query = last_page(client)
     numbers = time_url(client, f"/?{query}", repeat)
     numbers["sql_bound_ms"] = sql_bound(query, repeat)
     return numbers
+
+
+def last_page(client: Client) -> str:
+    """The query of the table's last page: a page past the end sends there (or shows it)."""
+    past_the_end = "page=1000000"
+    answer = client.get(f"/?{past_the_end}")
+    if answer.status_code in (301, 302):
+        return urlsplit(answer["Location"]).query
+    return past_the_end
 
 
 def time_url(client: Client, url: str, repeat: int) -> dict:
@@ -154,7 +183,52 @@ def render_pages(r: dict) -> list[str]:
             f"  {label:<28}{v['median_ms']:>8.1f} {v['p95_ms']:>8.1f} {v['queries']:>8} "
             f"{v['sql_bound_ms']:>10.1f} {v['median_ms'] - v['sql_bound_ms']:>9.1f}{admin_cells}"
         )
+    for label, v in r.get("windowed", {}).items():
+        lines.append(
+            f"  {label:<28}{v['median_ms']:>8.1f} {v['p95_ms']:>8.1f} {v['queries']:>8} "
+            f"{'—':>10} {'—':>9}{'—':>9}{'—':>12}"
+        )
     lines.append("  (times in ms; admin = the Django admin changelist of the same view)")
+    default_ms = r["views"][DEFAULT_VIEW]["median_ms"]
+    for label, v in r.get("windowed", {}).items():
+        ratio = v["median_ms"] / default_ms
+        lines.append(
+            f"  {label} / default view: {ratio:.2f}x (target <= {WINDOWED_TARGET:g}x)"
+            f"{'  MISS' if ratio > WINDOWED_TARGET else ''}"
+        )
+    if "scrape" in r:
+        lines.extend(render_scrape(r["scrape"], default_ms))
     if r.get("vacuumed"):
-        lines.append("  (timed after VACUUM ANALYZE of the service table, as autovacuum leaves it)")
+        lines.append(
+            "  (timed after VACUUM ANALYZE of the service, search and window tables, as "
+            "autovacuum leaves them)"
+        )
+    return lines
+
+
+def compare_pages(
+    rows: list[tuple[str, float, float, str]], sqlite: dict, postgres: dict
+) -> list[str]:
+    """Each view's median on both databases and PostgreSQL's as a multiple of SQLite's, after
+    `rows` (label, SQLite, PostgreSQL, unit) of other figures judged the same way; then
+    /metrics and the exports, whose targets are their own (see scrape.py), for information."""
+    for kind in ("views", "windowed"):
+        for label, v in sqlite.get(kind, {}).items():
+            rows.append((label, v["median_ms"], postgres[kind][label]["median_ms"], "ms"))
+    lines = [
+        f"  {'':<28}{'SQLite':>10}{'PostgreSQL':>12}{'PG/SQLite':>11}{'target':>9}",
+    ]
+    misses = 0
+    for label, lite, pg, unit in rows:
+        ratio = pg / lite
+        miss = ratio > POSTGRES_TARGET
+        misses += miss
+        lines.append(
+            f"  {label:<28}{lite:>7.1f} {unit:<2}{pg:>9.1f} {unit:<2}{ratio:>10.2f}x"
+            f"{f'<= {POSTGRES_TARGET:g}x':>9}{'  MISS' if miss else ''}"
+        )
+    lines.append(f"  {misses} of {len(rows)} over the target")
+    for label, v in sqlite.get("scrape", {}).items():
+        lite, pg = v["median_ms"], postgres["scrape"][label]["median_ms"]
+        lines.append(f"  {label:<28}{lite:>7.1f} ms{pg:>9.1f} ms{pg / lite:>10.2f}x{'—':>9}")
     return lines

@@ -3,7 +3,8 @@
 `manage.py loadtest` starts, on loopback and in a scratch folder: the simulated API, the poller,
 gunicorn as `make serve` runs it, then wrk against the table and its HTMX partial. It stops every
 process it started, prints a table, and fails on any non-2xx answer, socket error, failed poll,
-"database is locked" or traceback in the logs.
+"database is locked" or traceback in the logs. With --compare-database-url it runs on SQLite,
+then on that PostgreSQL server, and prints PostgreSQL's throughput as a share of SQLite's.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from dashboard.devtools.benchmarks.database import FreshDatabase
-from dashboard.devtools.benchmarks.load import LoadTestError, Plan, render, run
+from dashboard.devtools.benchmarks.load import LoadTestError, Plan, compare, render, run
 
 
 class Command(BaseCommand):
@@ -47,10 +48,23 @@ class Command(BaseCommand):
             help="a PostgreSQL server to run on, in a fresh database of its own (default: SQLite)",
         )
         parser.add_argument(
+            "--compare-database-url",
+            metavar="URL",
+            help="run on SQLite, then on this PostgreSQL server, back to back, and print "
+            "PostgreSQL's requests per second as a share of SQLite's beside the target",
+        )
+        parser.add_argument(
             "--logs", type=Path, help="copy the server's, poller's and API's logs to this folder"
         )
 
-    def handle(self, *args, database_url: str | None, logs: Path | None, **options) -> None:
+    def handle(
+        self,
+        *args,
+        database_url: str | None,
+        compare_database_url: str | None,
+        logs: Path | None,
+        **options,
+    ) -> None:
         plan_options = {key: options[key] for key in Plan.__dataclass_fields__ if key in options}
         counts = ("services", "seconds", "interval", "connections", "workers")
         if any(options[key] < 1 for key in counts) or not options["speed"] > 0:
@@ -58,22 +72,36 @@ class Command(BaseCommand):
                 "--services, --seconds, --interval, --connections and --workers must be at "
                 "least 1, --speed above 0"
             )
+        if compare_database_url and database_url:
+            raise CommandError("--compare-database-url goes without --database-url")
         # A SIGTERM stops the run like Ctrl-C: through the `finally` that stops its processes.
         signal.signal(signal.SIGTERM, _interrupt)
+        servers = [None, compare_database_url] if compare_database_url else [database_url]
+        outcomes = []
+        for server in servers:
+            to = logs
+            if logs and compare_database_url:  # each database's logs in a folder of its own
+                to = logs / ("postgresql" if server else "sqlite")
+            plan, outcome = self._run(plan_options, server, to)
+            self.stdout.write(render(plan, outcome))
+            outcomes.append(outcome)
+        if len(outcomes) == 2:
+            self.stdout.write(compare(*outcomes))
+        if any(outcome.failed for outcome in outcomes):
+            raise CommandError("the load test saw errors (above)")
+
+    def _run(self, plan_options: dict, server: str | None, logs: Path | None):
         try:
             with (
                 tempfile.TemporaryDirectory(prefix="loadtest-") as scratch,
-                FreshDatabase(database_url) as url,
+                FreshDatabase(server) as url,
             ):
                 plan = Plan(**plan_options, database_url=url)
-                outcome = run(plan, Path(scratch), report=self._progress, logs_to=logs)
+                return plan, run(plan, Path(scratch), report=self._progress, logs_to=logs)
         except LoadTestError as exc:
             raise CommandError(str(exc)) from exc
         except KeyboardInterrupt:
             raise CommandError("interrupted; every process it started is stopped") from None
-        self.stdout.write(render(plan, outcome))
-        if outcome.failed:
-            raise CommandError("the load test saw errors (above)")
 
     def _progress(self, line: str) -> None:
         self.stderr.write(f"loadtest: {line}")
