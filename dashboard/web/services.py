@@ -130,8 +130,10 @@ def _render_services(
     replace_url = ""
     if view.page > page.number and request.htmx:
         # A page past the end (the fleet shrank under a bookmark) shows the last page; a swap
-        # corrects the address bar to it.
+        # corrects the address bar to it, a full load goes there.
         replace_url = view.url(page=page.number)
+    elif view.page > page.number and request.method == "GET":
+        return redirect(view.url(page=page.number))
     view = replace(view, page=page.number)
     columns = table_columns(
         columns_for(window=view.window, since=view.since),

@@ -89,6 +89,18 @@ def test_the_partial_updates_the_headers_alert_count_out_of_band(client, make_se
     assert '<span id="alerts-firing"> <span class="count">1' in full
 
 
+def test_a_page_past_the_end_sends_to_the_last_pages_address(client, make_service):
+    for n in range(30):
+        make_service(f"s{n:02}", "failed" if n % 2 else "running")
+    response = client.get("/", {"page": "9", "per_page": "25", "sort": "name", "q": "s"})
+    assert response.status_code == 302
+    assert response["Location"] == "/?q=s&sort=name&page=2&per_page=25"
+    assert client.get(response["Location"]).status_code == 200
+    # The partial keeps its answer and corrects the address bar instead.
+    partial = client.get("/", {"page": "9"}, headers={"HX-Request": "true"})
+    assert partial.status_code == 200 and partial["HX-Replace-Url"] == "/"
+
+
 def test_the_skip_link_goes_to_the_table_and_rows_have_one_tab_stop(client, make_service):
     make_service("alpha")
     body = client.get("/").content.decode()
