@@ -313,6 +313,24 @@ COLUMNS: tuple[Column, ...] = (
         needs="since",
         json="changed_since.failures",
     ),
+    Column(
+        "recovered_since",
+        _flag("since_recovered"),
+        needs="since",
+        json="changed_since.recovered",
+    ),
+    Column(
+        "failure_rate_before_since",
+        _field("since_rate_before"),
+        needs="since",
+        json="changed_since.failure_rate_before",
+    ),
+    Column(
+        "failure_rate_since",
+        _field("since_rate"),
+        needs="since",
+        json="changed_since.failure_rate",
+    ),
     *(Column(name, _flag(f"is_{name}"), json=f"detectors.{name}") for name in DETECTORS),
 )
 
@@ -334,8 +352,14 @@ def changed_reasons(service: Service) -> list[str]:
     reasons = []
     if getattr(service, "since_status", False):
         reasons.append(gettext("status changed"))
+    rates = {
+        "before": rate(getattr(service, "since_rate_before", None)),
+        "after": rate(getattr(service, "since_rate", None)),
+    }
     if getattr(service, "since_failing", False):
-        reasons.append(gettext("new failures"))
+        reasons.append(gettext("failure rate up, %(before)s → %(after)s") % rates)
+    if getattr(service, "since_recovered", False):
+        reasons.append(gettext("failure rate down, %(before)s → %(after)s") % rates)
     return reasons
 
 

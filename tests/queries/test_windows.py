@@ -217,30 +217,52 @@ def test_it_refuses_bad_values(client, histories, query):
 
 @pytest.fixture
 def since_rows(make_service, sample, change):
+    """Since an hour ago: a status change, a failure rate up (5.6% → 25%) and one down
+    (30% → 1%); a busy service with a few new failures at its usual rate (5% → 6%), and one
+    with too few calls since to say."""
     status = make_service("status", "failed", first_seen_at=ago(days=2))
     change(status, 30, "running", "failed")
     failing = make_service(
-        "failing", invocation_times=100, failed_times=8, first_seen_at=ago(days=2)
+        "failing", invocation_times=130, failed_times=15, first_seen_at=ago(days=2)
     )
     sample(failing, 120, 90, 5)
-    sample(failing, 10, 100, 8)
-    calm = make_service("calm", invocation_times=100, failed_times=5, first_seen_at=ago(days=2))
+    sample(failing, 10, 130, 15)
+    recovered = make_service(
+        "recovered", invocation_times=200, failed_times=31, first_seen_at=ago(days=2)
+    )
+    sample(recovered, 120, 100, 30)
+    sample(recovered, 10, 200, 31)
+    steady = make_service(
+        "steady", invocation_times=1100, failed_times=56, first_seen_at=ago(days=2)
+    )
+    sample(steady, 120, 1000, 50)
+    sample(steady, 10, 1100, 56)
+    calm = make_service("calm", invocation_times=100, failed_times=8, first_seen_at=ago(days=2))
     change(calm, 180, "deploying", "running")
-    sample(calm, 120, 90, 5)
-    sample(calm, 10, 100, 5)  # more calls, no more failures
-    return status, failing, calm
+    sample(calm, 120, 90, 5)  # 3 failures in 10 calls: too few calls to call it a rate
+    return status, failing, recovered, steady, calm
 
 
 def test_it_highlights_what_changed_since(client, since_rows):
-    status, failing, calm = since_rows
+    status, failing, recovered, steady, calm = since_rows
     response = client.get(f"/?since={quote(iso(ago(hours=1)))}")
     assert response.status_code == 200
     assert 'class="changed"' in row_html(response, status)
     assert "status changed" in row_html(response, status)
     assert 'class="changed"' in row_html(response, failing)
-    assert "new failures" in row_html(response, failing)
+    assert "failure rate up, 5.56% → 25.00%" in row_html(response, failing)
+    assert "failure rate down, 30.00% → 1.00%" in row_html(response, recovered)
+    assert "changed" not in row_html(response, steady)
     assert "changed" not in row_html(response, calm)
     assert '<span class="tag tag-changed" title="Since ' in row_html(response, failing)
+
+
+def test_it_says_what_changed_in_chinese(client, since_rows):
+    _, failing, *_ = since_rows
+    response = client.get(
+        f"/?since={quote(iso(ago(hours=1)))}", headers={"Accept-Language": "zh-Hans"}
+    )
+    assert "失败率上升，5.56% → 25.00%" in row_html(response, failing)
 
 
 def test_it_highlights_nothing_without_since_or_before_any_change(client, since_rows):
@@ -252,17 +274,29 @@ def test_it_highlights_nothing_without_since_or_before_any_change(client, since_
 def test_it_reports_changes_since_in_json_and_csv(client, since_rows):
     query = f"since={quote(iso(ago(hours=1)))}&sort=name"
     data = client.get(f"/api/services?{query}").json()
-    assert {s["service_name"]: s["changed_since"] for s in data["services"]} == {
-        "calm": {"status": False, "failures": False},
-        "failing": {"status": False, "failures": True},
-        "status": {"status": True, "failures": False},
+    changed = {s["service_name"]: s["changed_since"] for s in data["services"]}
+    assert {name: (c["status"], c["failures"], c["recovered"]) for name, c in changed.items()} == {
+        "calm": (False, False, False),
+        "failing": (False, True, False),
+        "recovered": (False, False, True),
+        "status": (True, False, False),
+        "steady": (False, False, False),
     }
-    rows = csv_rows(client, query)
-    assert [(r["service_name"], r["status_changed_since"], r["failing_since"]) for r in rows] == [
-        ("calm", "False", "False"),
-        ("failing", "False", "True"),
-        ("status", "True", "False"),
+    assert changed["failing"]["failure_rate_before"] == pytest.approx(5 / 90)
+    assert changed["failing"]["failure_rate"] == pytest.approx(10 / 40)
+    assert changed["calm"]["failure_rate"] is None  # 10 calls, under the minimum
+    rows = {r["service_name"]: r for r in csv_rows(client, query)}
+    assert [
+        (name, r["status_changed_since"], r["failing_since"], r["recovered_since"])
+        for name, r in rows.items()
+    ] == [
+        ("calm", "False", "False", "False"),
+        ("failing", "False", "True", "False"),
+        ("recovered", "False", "False", "True"),
+        ("status", "True", "False", "False"),
+        ("steady", "False", "False", "False"),
     ]
+    assert float(rows["steady"]["failure_rate_since"]) == pytest.approx(0.06)
 
 
 def test_it_offers_a_since_my_last_visit_link_from_the_server(client, since_rows, operator):
