@@ -9,6 +9,7 @@ static/dashboard/service.css: the Content-Security-Policy forbids style attribut
 
 from __future__ import annotations
 
+import json
 import math
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -224,6 +225,30 @@ def interval_label(interval: Interval) -> str:
     return gettext("%(interval)s, so far") % {"interval": text} if interval.partial else text
 
 
+# How prefs.js writes a time of a hover title again in the reader's zone (see zone_times()).
+CLOCK, SECONDS, DAY_CLOCK, ZONE = "clock", "seconds", "daytime", "zone"
+
+
+def zone_times(*times: tuple[str, datetime | None, str]) -> str:
+    """A <title>'s data-times: each (text as shown in UTC, moment, format) in the order the
+    title shows them, the zone's name last. prefs.js replaces each text with the moment in the
+    reader's zone; the title itself stays in UTC for those who chose UTC."""
+    return json.dumps(
+        [[text, iso(moment) if moment else None, kind] for text, moment, kind in times]
+    )
+
+
+def interval_times(interval: Interval) -> str:
+    """interval_label()'s times; none for a whole day, which is a UTC day whatever the zone."""
+    if interval.end - interval.start >= timedelta(days=1):
+        return ""
+    return zone_times(
+        (date(interval.start, str(DAY_TIME)), interval.start, DAY_CLOCK),
+        (f"{interval.end:%H:%M}", interval.end, CLOCK),
+        ("UTC", None, ZONE),
+    )
+
+
 def calls_title(interval: Interval) -> str:
     label = interval_label(interval)
     if interval.calls is None:
@@ -392,7 +417,12 @@ def _slot(window: Window, index: int) -> tuple[float, float]:
 
 
 def _column(
-    window: Window, index: int, title: str, bars: list[tuple[str, float]], top: float
+    window: Window,
+    index: int,
+    title: str,
+    bars: list[tuple[str, float]],
+    top: float,
+    times: str,
 ) -> SafeString:
     """One interval: a full-height hit area carrying the hover title, then its bars."""
     x, width = _slot(window, index)
@@ -415,15 +445,22 @@ def _column(
         )
         for css, value in bars
     ]
-    return format_html('<g class="column"><title>{}</title>{}{}</g>', title, hit, _join(shapes))
+    return format_html('<g class="column">{}{}{}</g>', _title(title, times), hit, _join(shapes))
 
 
-def _no_data(window: Window, index: int, title: str) -> SafeString:
+def _title(text: str, times: str) -> SafeString:
+    """A hover title; with data-times, prefs.js writes its times in the reader's zone."""
+    if not times:
+        return format_html("<title>{}</title>", text)
+    return format_html('<title data-times="{}">{}</title>', times, text)
+
+
+def _no_data(window: Window, index: int, title: str, times: str) -> SafeString:
     slot = PLOT_WIDTH / window.count
     return format_html(
-        '<g class="column column-nodata"><title>{}</title>'
+        '<g class="column column-nodata">{}'
         '<rect class="nodata" x="{}" y="{}" width="{}" height="{}"/></g>',
-        title,
+        _title(title, times),
         _n(LEFT + index * slot),
         BAR_TOP,
         _n(slot),
@@ -449,10 +486,12 @@ def calls_chart(
     columns = []
     for index, interval in enumerate(intervals):
         if interval.calls is None:
-            columns.append(_no_data(window, index, calls_title(interval)))
+            columns.append(_no_data(window, index, calls_title(interval), interval_times(interval)))
             continue
         bars = [("bar-calls", interval.calls), ("bar-failures", interval.failures or 0)]
-        columns.append(_column(window, index, calls_title(interval), bars, ticks[-1]))
+        columns.append(
+            _column(window, index, calls_title(interval), bars, ticks[-1], interval_times(interval))
+        )
     body = [
         _y_axis(ticks, gettext("calls per %(step)s") % {"step": range_.step_label}, ""),
         _x_axis(window, range_, BAR_HEIGHT - BAR_BOTTOM, BAR_TOP),
@@ -474,11 +513,11 @@ def failure_rate_chart(
     for index, interval in enumerate(intervals):
         title = rate_title(interval)
         if interval.calls is None:
-            columns.append(_no_data(window, index, title))
+            columns.append(_no_data(window, index, title, interval_times(interval)))
             continue
         rate = interval.failure_rate
         bars = [] if rate is None else [("bar-rate", rate * 100)]
-        columns.append(_column(window, index, title, bars, ticks[-1]))
+        columns.append(_column(window, index, title, bars, ticks[-1], interval_times(interval)))
     body = [
         _y_axis(ticks, gettext("failed calls per %(step)s, %%") % {"step": range_.step_label}, "%"),
         _x_axis(window, range_, BAR_HEIGHT - BAR_BOTTOM, BAR_TOP),
@@ -604,6 +643,19 @@ def segment_title(segment: Segment, window: Window, range_: Range) -> str:
     return text
 
 
+def segment_times(segment: Segment, window: Window, range_: Range) -> str:
+    """segment_title()'s times, in the order it shows them."""
+    kind, moment = (DAY_CLOCK, str(DAY_TIME)) if range_.span > timedelta(days=1) else (CLOCK, "H:i")
+    times = [(date(segment.start, moment), segment.start, kind)]
+    if segment.end < window.now:
+        times.append((date(segment.end, moment), segment.end, kind))
+    times.append(("UTC", None, ZONE))
+    for at in (segment.changed_after, segment.changed_by):
+        if segment.changed_by is not None and at is not None:
+            times.append((f"{at:%H:%M:%S}", at, SECONDS))
+    return zone_times(*times)
+
+
 TIMELINE_HEIGHT = 64
 TIMELINE_TOP = 6
 TIMELINE_BAR = 30
@@ -629,10 +681,12 @@ def timeline_chart(
             )
         parts.append(
             format_html(
-                '<g class="seg seg-{}"><title>{}</title>'
-                '<rect x="{}" y="{}" width="{}" height="{}"/>{}</g>',
+                '<g class="seg seg-{}">{}<rect x="{}" y="{}" width="{}" height="{}"/>{}</g>',
                 segment.tone,
-                segment_title(segment, window, range_),
+                _title(
+                    segment_title(segment, window, range_),
+                    segment_times(segment, window, range_),
+                ),
                 _n(x1),
                 TIMELINE_TOP,
                 _n(max(x2 - x1, 0)),
@@ -644,17 +698,17 @@ def timeline_chart(
         if after.changed_after is None or after.changed_by is None:
             continue
         x1, x2 = _x(window, after.changed_after), _x(window, after.changed_by)
+        first, second = f"{after.changed_after:%H:%M:%S}", f"{after.changed_by:%H:%M:%S}"
+        title = gettext(
+            "%(before)s → %(after)s: changed between polls at %(first)s and %(second)s"
+        ) % {"before": before.label, "after": after.label, "first": first, "second": second}
+        times = zone_times(
+            (first, after.changed_after, SECONDS), (second, after.changed_by, SECONDS)
+        )
         parts.append(
             format_html(
-                '<g class="seg-window"><title>{}</title>'
-                '<rect x="{}" y="{}" width="{}" height="{}"/></g>',
-                gettext("%(before)s → %(after)s: changed between polls at %(first)s and %(second)s")
-                % {
-                    "before": before.label,
-                    "after": after.label,
-                    "first": f"{after.changed_after:%H:%M:%S}",
-                    "second": f"{after.changed_by:%H:%M:%S}",
-                },
+                '<g class="seg-window">{}<rect x="{}" y="{}" width="{}" height="{}"/></g>',
+                _title(title, times),
                 _n(x1),
                 TIMELINE_TOP,
                 _n(max(x2 - x1, 1)),

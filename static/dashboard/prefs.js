@@ -72,12 +72,44 @@
         .format(new Date(el.dataset.tick));
     });
     (scope || document).querySelectorAll("[data-zone-caption]").forEach(function (el) {
-      if (utc) { el.textContent = "UTC"; return; }
-      var parts = new Intl.DateTimeFormat(timeLocale(), { timeZoneName: "short", timeZone: zone })
-        .formatToParts(new Date());
-      var name = parts.filter(function (p) { return p.type === "timeZoneName"; })[0];
-      el.textContent = name ? name.value : "";
+      el.textContent = utc ? "UTC" : zoneName(zone);
     });
+    // Charts' hover titles: each time they show (data-times: text, moment, format, in order)
+    // written again in the zone, the zone's name for "UTC".
+    (scope || document).querySelectorAll("title[data-times]").forEach(function (el) {
+      if (!el.dataset.utc) el.dataset.utc = el.textContent;
+      if (utc) { el.textContent = el.dataset.utc; return; }
+      var text = el.dataset.utc, from = 0;
+      JSON.parse(el.dataset.times).forEach(function (entry) {
+        var shown = entry[0];
+        var local = entry[2] === "zone" ? zoneName(zone)
+          : new Intl.DateTimeFormat(timeLocale(), TITLE_FORMATS[entry[2]](zone)).format(new Date(entry[1]));
+        var at = text.indexOf(shown, from);
+        if (at < 0) at = text.indexOf(shown);  // a translation that words them in another order
+        if (at < 0) return;
+        text = text.slice(0, at) + local + text.slice(at + shown.length);
+        from = at + local.length;
+      });
+      el.textContent = text;
+    });
+  }
+
+  var TITLE_FORMATS = {
+    clock: function (zone) { return { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone }; },
+    seconds: function (zone) {
+      return { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZone: zone };
+    },
+    daytime: function (zone) {
+      return { month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+               timeZone: zone };
+    }
+  };
+
+  function zoneName(zone) {
+    var parts = new Intl.DateTimeFormat(timeLocale(), { timeZoneName: "short", timeZone: zone })
+      .formatToParts(new Date());
+    var name = parts.filter(function (p) { return p.type === "timeZoneName"; })[0];
+    return name ? name.value : "";
   }
 
   function syncControls() {

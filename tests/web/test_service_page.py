@@ -6,6 +6,8 @@ these tests make Django's clock follow the simulator's.
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -99,7 +101,7 @@ def test_it_charts_the_counter_differences_the_fleet_reported(
     total = sum(i.calls for i in intervals if i.calls)
     assert total == last[busy]["invocation_times"] - first[busy]["invocation_times"] > 0
 
-    body = body_of(get(operator, busy, range="1h"))
+    body = untagged(body_of(get(operator, busy, range="1h")))
     first_with_data = intervals[6]
     assert (
         f"<title>Jan 01 00:00–00:05 UTC: {first_with_data.calls:,} calls, "
@@ -129,7 +131,7 @@ def test_it_draws_the_timeline_from_the_status_changes_in_order(
     changes = list(service.status_changes.order_by("at", "id"))
     assert len(changes) >= 3, "the simulated fleet has flaky services"
 
-    body = body_of(get(operator, service.service_id, range="6h"))
+    body = untagged(body_of(get(operator, service.service_id, range="6h")))
     titles = re.findall(r'<g class="seg seg-[a-z]+"><title>([^<]*)</title>', body)
     window = charts.window_for(charts.RANGES["6h"], _at(clock()))
     segments = charts.status_segments(
@@ -451,7 +453,7 @@ def test_it_draws_a_range_without_samples():
 def test_it_draws_one_sample_as_data_from_then_on():
     intervals = charts.per_interval([point(31, 1000, 10)], window_1h())
     assert [i.calls for i in intervals] == [None] * 6 + [0] * 6
-    svg = charts.calls_chart(intervals, window_1h(), charts.RANGES["1h"], label="one")
+    svg = untagged(charts.calls_chart(intervals, window_1h(), charts.RANGES["1h"], label="one"))
     assert svg.count('<g class="column column-nodata">') == 6
     assert svg.count('<g class="column">') == 6
     assert "<title>Jan 01 00:30–00:35 UTC: 0 calls, 0 failures</title>" in svg
@@ -478,14 +480,39 @@ def test_it_scales_bars_to_round_ticks():
         "2M",
     ]
     intervals = charts.per_interval([point(1, 0, 0), point(7, 730, 73)], window_1h())
-    svg = charts.calls_chart(intervals, window_1h(), charts.RANGES["1h"], label="scaled")
+    tagged = charts.calls_chart(intervals, window_1h(), charts.RANGES["1h"], label="scaled")
+    svg = untagged(tagged)
     assert ">800</text>" in svg and ">calls per 5 min</text>" in svg
     assert "<title>Jan 01 00:05–00:10 UTC: 730 calls, 73 failures</title>" in svg
     assert ">00:10</text>" in svg and ">UTC</text>" in svg
-    rate = charts.failure_rate_chart(intervals, window_1h(), charts.RANGES["1h"], label="r")
+    rate = untagged(
+        charts.failure_rate_chart(intervals, window_1h(), charts.RANGES["1h"], label="r")
+    )
     assert "<title>Jan 01 00:05–00:10 UTC: 10.00% failed (73 of 730 calls)</title>" in rate
     assert ">10%</text>" in rate
     assert "style=" not in svg + rate
+    # Each hover title lists its times for prefs.js to write in the reader's zone.
+    assert times_of(tagged, "Jan 01 00:05–00:10 UTC: 730 calls") == [
+        ["Jan 01 00:05", "2026-01-01T00:05:00Z", "daytime"],
+        ["00:10", "2026-01-01T00:10:00Z", "clock"],
+        ["UTC", None, "zone"],
+    ]
+
+
+def test_a_whole_days_bar_keeps_its_utc_day_whatever_the_zone():
+    day = charts.Interval(T0, T0 + timedelta(days=1), calls=5, failures=0, partial=False)
+    assert "(UTC day)" in charts.calls_title(day) and charts.interval_times(day) == ""
+
+
+def untagged(svg: str) -> str:
+    """The SVG with its titles' data-times left out."""
+    return re.sub(r'<title data-times="[^"]*">', "<title>", svg)
+
+
+def times_of(svg: str, title_starts: str) -> list:
+    """The data-times of the title that starts with `title_starts`."""
+    found = re.search(rf'<title data-times="([^"]*)">{re.escape(title_starts)}', svg)
+    return json.loads(html.unescape(found[1]))
 
 
 class Change:
@@ -512,7 +539,15 @@ def test_it_splits_the_timeline_at_each_change():
         "concerning from 00:10 to 00:25 UTC (observed between polls at 00:09:30 and 00:10:00)",
         "failed from 00:25 UTC to now (observed between polls at 00:24:30 and 00:25:00)",
     ]
-    svg = charts.timeline_chart(segments, window, charts.RANGES["1h"], label="t")
+    tagged = charts.timeline_chart(segments, window, charts.RANGES["1h"], label="t")
+    assert times_of(tagged, "concerning from") == [
+        ["00:10", "2026-01-01T00:10:00Z", "clock"],
+        ["00:25", "2026-01-01T00:25:00Z", "clock"],
+        ["UTC", None, "zone"],
+        ["00:09:30", "2026-01-01T00:09:30Z", "seconds"],
+        ["00:10:00", "2026-01-01T00:10:00Z", "seconds"],
+    ]
+    svg = untagged(tagged)
     assert re.findall(r'<g class="seg (seg-[a-z]+)">', svg) == ["seg-ok", "seg-warn", "seg-bad"]
     assert svg.count('<g class="seg-window">') == 2
     assert "<title>running → concerning: changed between polls at 00:09:30 and 00:10:00" in svg
