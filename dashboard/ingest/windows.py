@@ -38,8 +38,8 @@ WITH base AS MATERIALIZED (
                     AND x.at > %(start)s ORDER BY x.at, x.id LIMIT 1)
             END
         ) AS sample_id
-    FROM dashboard_service s
-    WHERE {source} = %(source)s AND s.gone_at IS NULL {only}
+    FROM {services}
+    WHERE s.gone_at IS NULL AND {source}
 ), counted AS (
     SELECT base.id, base.severity, base.service_name,
         x.invocation_times AS base_calls, x.failed_times AS base_failures,
@@ -113,25 +113,32 @@ def rework_windows(pks: list[int]) -> None:
 def _write(source: Source, name: str, start: datetime, pks: list[int] | None = None) -> None:
     """Work out the source's live services' numbers over the window starting at `start`
     (only those of `pks` when given), replacing what the table held."""
-    source_column, only = "s.source_id", ""
+    services, source_of = "dashboard_service s", "s.source_id = %(source)s"
     params = {
         "start": connection.ops.adapt_datetimefield_value(start),
         "source": source.pk,
         "window": name,
         "min_calls": settings.DASHBOARD_RATE_MIN_CALLS,
     }
-    if pks is not None:
+    if pks is not None and connection.vendor == "postgresql":
+        # Each id looks up its row (LIMIT 1 keeps the planner from turning the lookups into a
+        # join): planned from statistics a minute old, after a first poll, a plain IN list
+        # read the whole table for each chunk, 170 ms instead of 36.
+        services = (
+            "unnest(%(pks)s::bigint[]) AS picked(id) CROSS JOIN LATERAL "
+            "(SELECT * FROM dashboard_service WHERE id = picked.id LIMIT 1) s"
+        )
+        params["pks"] = pks
+    elif pks is not None:
         # The ids pick the rows. "+" keeps SQLite from reading the (source, service_id) index
         # for the source instead: it guesses that picks a few rows, and reads all of them.
-        # (PostgreSQL, told the same, guessed one row and read every row of the table.)
-        if connection.vendor == "sqlite":
-            source_column = "+s.source_id"
-        only = f"AND s.id IN ({', '.join(f'%(pk{i})s' for i in range(len(pks)))})"
+        listed = ", ".join(f"%(pk{i})s" for i in range(len(pks)))
+        source_of = f"+s.source_id = %(source)s AND s.id IN ({listed})"
         params.update((f"pk{i}", pk) for i, pk in enumerate(pks))
     sqlite = connection.vendor == "sqlite"
     real, distinct = ("REAL", "IS NOT") if sqlite else ("double precision", "IS DISTINCT FROM")
     table = "dashboard_servicewindow"
     changed = " OR ".join(f"{table}.{column} {distinct} excluded.{column}" for column in _KEPT)
-    statement = _UPSERT.format(source=source_column, only=only, real=real, changed=changed)
+    statement = _UPSERT.format(services=services, source=source_of, real=real, changed=changed)
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
