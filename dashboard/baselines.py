@@ -42,7 +42,7 @@ def baseline(column: str, start: datetime) -> Case:
     )
 
 
-def _increase(column: str, base: str) -> Case:
+def increase(column: str, base: str) -> Case:
     """How much a counter grew since its baseline; NULL when unknown or reset (it went down)."""
     return Case(
         When(**{f"{column}__gte": F(base)}, then=F(column) - F(base)),
@@ -50,18 +50,20 @@ def _increase(column: str, base: str) -> Case:
     )
 
 
+def ratio(part: str, whole: str) -> Cast:
+    """part / whole as a float (integer division would truncate it)."""
+    return Cast(part, FloatField()) / Cast(whole, FloatField())
+
+
 def window_columns(start: datetime) -> dict:
     """A service's numbers from `start` to its current counters, as annotations."""
     return {
         "w_base_calls": baseline("invocation_times", start),
         "w_base_failures": baseline("failed_times", start),
-        "w_calls": _increase("invocation_times", "w_base_calls"),
-        "w_failures": _increase("failed_times", "w_base_failures"),
+        "w_calls": increase("invocation_times", "w_base_calls"),
+        "w_failures": increase("failed_times", "w_base_failures"),
         "w_rate": Case(
-            When(
-                w_calls__gt=0,
-                then=Cast("w_failures", FloatField()) / Cast("w_calls", FloatField()),
-            ),
+            When(w_calls__gt=0, then=ratio("w_failures", "w_calls")),
             default=None,
             output_field=FloatField(),
         ),

@@ -23,9 +23,8 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast
 
-from dashboard.baselines import WINDOWS, baseline
+from dashboard.baselines import WINDOWS, baseline, increase, ratio
 from dashboard.models import Service, StatusChange
 
 __all__ = ["WINDOWS", "with_window", "since_columns", "WINDOW_FIELDS", "SINCE_FIELDS"]
@@ -74,22 +73,10 @@ def since_columns(since: datetime) -> dict:
         "since_status": Exists(changed),
         "since_base_calls": baseline("invocation_times", since),
         "since_base_failures": baseline("failed_times", since),
-        "since_calls": Case(
-            When(
-                invocation_times__gte=F("since_base_calls"),
-                then=F("invocation_times") - F("since_base_calls"),
-            ),
-            default=None,
-        ),
-        "since_failures": Case(
-            When(
-                failed_times__gte=F("since_base_failures"),
-                then=F("failed_times") - F("since_base_failures"),
-            ),
-            default=None,
-        ),
+        "since_calls": increase("invocation_times", "since_base_calls"),
+        "since_failures": increase("failed_times", "since_base_failures"),
         "since_rate_before": Case(
-            When(since_base_calls__gt=0, then=_ratio("since_base_failures", "since_base_calls")),
+            When(since_base_calls__gt=0, then=ratio("since_base_failures", "since_base_calls")),
             When(since_base_calls=0, then=Value(0.0)),
             default=None,
             output_field=FloatField(),
@@ -98,7 +85,7 @@ def since_columns(since: datetime) -> dict:
             When(
                 since_calls__gte=settings.DASHBOARD_RATE_MIN_CALLS,
                 since_failures__isnull=False,
-                then=_ratio("since_failures", "since_calls"),
+                then=ratio("since_failures", "since_calls"),
             ),
             default=None,
             output_field=FloatField(),
@@ -114,10 +101,6 @@ def _above(high: str, low: F) -> Q:
         Q(**{f"{high}__gte": low * RATE_FACTOR})
         & Q(**{f"{high}__gte": low + RATE_FACTOR_MIN_POINTS})
     )
-
-
-def _ratio(part: str, whole: str) -> Cast:
-    return Cast(part, FloatField()) / Cast(whole, FloatField())
 
 
 def _flag(condition: Q) -> Case:

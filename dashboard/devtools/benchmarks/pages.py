@@ -111,12 +111,11 @@ def time_view(client: Client, query: str, repeat: int) -> dict:
 
 
 def last_page(client: Client) -> str:
-    """The query of the table's last page: a page past the end sends there (or shows it)."""
-    past_the_end = "page=1000000"
-    answer = client.get(f"/?{past_the_end}")
-    if answer.status_code in (301, 302):
-        return urlsplit(answer["Location"]).query
-    return past_the_end
+    """The query of the table's last page, where a page past the end redirects."""
+    answer = client.get("/?page=1000000")
+    if answer.status_code != 302:
+        raise CommandError(f"a page past the end answered {answer.status_code}, not a redirect")
+    return urlsplit(answer["Location"]).query
 
 
 def time_url(client: Client, url: str, repeat: int) -> dict:
@@ -183,14 +182,15 @@ def render_pages(r: dict) -> list[str]:
             f"  {label:<28}{v['median_ms']:>8.1f} {v['p95_ms']:>8.1f} {v['queries']:>8} "
             f"{v['sql_bound_ms']:>10.1f} {v['median_ms'] - v['sql_bound_ms']:>9.1f}{admin_cells}"
         )
-    for label, v in r.get("windowed", {}).items():
+    windowed = r.get("windowed", {})
+    for label, v in windowed.items():
         lines.append(
             f"  {label:<28}{v['median_ms']:>8.1f} {v['p95_ms']:>8.1f} {v['queries']:>8} "
             f"{'—':>10} {'—':>9}{'—':>9}{'—':>12}"
         )
     lines.append("  (times in ms; admin = the Django admin changelist of the same view)")
     default_ms = r["views"][DEFAULT_VIEW]["median_ms"]
-    for label, v in r.get("windowed", {}).items():
+    for label, v in windowed.items():
         ratio = v["median_ms"] / default_ms
         lines.append(
             f"  {label} / default view: {ratio:.2f}x (target <= {WINDOWED_TARGET:g}x)"
