@@ -19,8 +19,9 @@ from dashboard.ingest.scheduler import describe, enabled_sources, poll_forever
 from dashboard.ingest.sources import sync_env_source
 from dashboard.models import PollRun, Source
 
-# --once waits at most this long for its alerts to be delivered.
-ONCE_SEND_SECONDS = 60
+# --once waits at most this long for its alerts to be delivered: longer than the claim a killed
+# poller left on a message it was sending, so that message goes too.
+ONCE_SEND_SECONDS = outbox.LEASE.total_seconds() + 30
 
 
 class Command(BaseCommand):
