@@ -94,7 +94,7 @@ def _fetch_and_write(
     with transaction.atomic(), write_cache():
         _check_claim(source, token)
         rewritten = write_snapshot(source, run, snapshot, run.started_at)
-        keep_windows(source, run.started_at, rewritten)
+        keep_windows(source, run.started_at, rewritten.pks, fresh=rewritten.fresh)
         render_exposition(source, run)
         _finish(source, run, clock, ok=True)
 

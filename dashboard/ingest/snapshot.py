@@ -64,6 +64,7 @@ class _Changes:
     idle: list[tuple[int, dict]] = field(default_factory=list)
     samples: list[tuple] = field(default_factory=list)
     changes: list[tuple] = field(default_factory=list)
+    revived: list[int] = field(default_factory=list)  # back after being gone
 
 
 class _Known(NamedTuple):
@@ -80,10 +81,18 @@ class _Known(NamedTuple):
     gone_at: datetime | None
 
 
+class Rewritten(NamedTuple):
+    """The services a snapshot inserted or rewrote (`pks`), and those of them whose stored
+    windows are not current (`fresh`: inserted now, or back after being gone)."""
+
+    pks: list[int]
+    fresh: list[int]
+
+
 def write_snapshot(
     source: Source, run: PollRun, snapshot: Snapshot[ServiceRow], now: datetime
-) -> list[int]:
-    """Write what the snapshot changed; the ids of the services it inserted or rewrote."""
+) -> Rewritten:
+    """Write what the snapshot changed; the services it inserted or rewrote."""
     run.save()  # samples and status changes point at it
     previous_poll_at = source.last_success_at
     rows = Service.objects.filter(source=source).values_list("service_id", *_Known._fields)
@@ -120,7 +129,8 @@ def write_snapshot(
         gone = [old.pk for sid, old in known.items() if sid not in seen and old.gone_at is None]
         _update_in_chunks(gone, gone_at=now)
         run.gone_count = len(gone)
-    return [*ids.values(), *(pk for pk, _ in diff.updated)]
+    inserted = list(ids.values())
+    return Rewritten([*inserted, *(pk for pk, _ in diff.updated)], [*inserted, *diff.revived])
 
 
 def _storable(run: PollRun, rows: tuple[ServiceRow, ...]) -> list[ServiceRow]:
@@ -157,6 +167,8 @@ def _diff_service(
     values["calls_delta"] = _delta(calls, old.invocation_times)
     values["failures_delta"] = _delta(failures, old.failed_times)
     values["gone_at"] = None
+    if old.gone_at is not None:
+        diff.revived.append(old.pk)
     if row.status != old.status:
         values["status_changed_at"] = now
         diff.changes.append(_change(old.pk, run, old.status, row, now, previous_poll_at))

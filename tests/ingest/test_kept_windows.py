@@ -45,15 +45,18 @@ class History:
     def poll(self, at: datetime) -> None:
         self.source.refresh_from_db()  # as the poller does: pruning may have changed it
         run = PollRun.objects.create(source=self.source, started_at=at, ok=True)
-        rewritten = [self._new(run) for _ in range(self.rng.randrange(4))]
+        fresh = [self._new(run) for _ in range(self.rng.randrange(4))]
+        rewritten = list(fresh)
         for service in Service.objects.filter(source=self.source):
             roll = self.rng.random()
             if service.gone_at is None and roll < 0.05:
                 Service.objects.filter(pk=service.pk).update(gone_at=at)
             elif roll < 0.5 or (service.gone_at is not None and roll < 0.7):
+                if service.gone_at is not None:
+                    fresh.append(service.pk)  # back: its windows were not kept while gone
                 self._move(service, run)
                 rewritten.append(service.pk)
-        keep_windows(self.source, at, rewritten)
+        keep_windows(self.source, at, rewritten, fresh=fresh)
 
     def _new(self, run: PollRun) -> int:
         self.n += 1

@@ -10,7 +10,8 @@ import pytest
 from conftest import PROJECT_ID
 from local_http import LocalHTTPServer, QuietHandler
 
-from dashboard.ingest import snapshot
+from dashboard.ingest import poll as poll_module
+from dashboard.ingest import snapshot, windows
 from dashboard.ingest.poll import poll_source
 from dashboard.models import PollRun, Service, ServiceSample, Source, StatusChange
 
@@ -79,6 +80,28 @@ def test_a_gone_service_that_returns_unchanged_comes_back(api_source, listing):
     run = poll(api_source, [alpha, bravo], listing)  # exactly as it was
     assert Service.objects.get(service_name="bravo").gone_at is None
     assert run.gone_count == 0
+
+
+def test_windows_are_worked_out_afresh_for_new_and_returning_services_only(
+    api_source, listing, monkeypatch
+):
+    """A service back from gone had no windows kept while gone: they are worked out from its
+    samples, as a new service's are; the others' move on from the baselines their rows hold."""
+    kept = []
+
+    def keep_windows(source, now, rewritten, *, fresh):
+        kept.append((sorted(rewritten), sorted(fresh)))
+        windows.keep_windows(source, now, rewritten, fresh=fresh)
+
+    monkeypatch.setattr(poll_module, "keep_windows", keep_windows)
+    poll(api_source, [item("alpha"), item("bravo")], listing)
+    poll(api_source, [item("alpha", calls=11)], listing)
+    poll(api_source, [item("alpha", calls=12), item("bravo"), item("charlie")], listing)
+    pk = dict(Service.objects.values_list("service_name", "pk"))
+    first, gone, back = kept
+    assert first == (sorted([pk["alpha"], pk["bravo"]]),) * 2
+    assert gone == ([pk["alpha"]], [])
+    assert back == (sorted(pk.values()), sorted([pk["bravo"], pk["charlie"]]))
 
 
 def test_a_second_complete_poll_leaves_gone_at_where_it_was(api_source, listing):
