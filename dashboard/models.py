@@ -328,9 +328,9 @@ class Service(models.Model):
                 fields=["status", "source"], name="service_status", condition=Q(gone_at=None)
             )
         )
-        # PostgreSQL also gets, in migrations: DESC NULLS LAST twins of the nullable columns'
-        # indexes (its ascending indexes put NULLs first when read backwards) and trigram
-        # indexes for the search.
+        # One index per sort serves both directions: a descending sort on a nullable column
+        # reads it in two parts on PostgreSQL (see queries.services.ONE_INDEX_NULLABLE). The
+        # search has a table of its own (SEARCH_TABLE, made in migrations).
 
     def __str__(self) -> str:
         return f"{self.service_name} ({self.service_id})"
@@ -383,7 +383,7 @@ class ServiceWindow(models.Model):
             models.UniqueConstraint(fields=["service", "window"], name="window_unique_per_service")
         ]
         # One index per windowed sort, each ending in the service: the table's tie-breaker.
-        # PostgreSQL also gets DESC NULLS LAST twins in the migration, as the service table does.
+        # (Either direction reads it, as the service table's; see ONE_INDEX_NULLABLE.)
         indexes = [
             models.Index(
                 fields=["window", "-rank_rate", "severity", "service_name", "service"],

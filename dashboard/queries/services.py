@@ -54,6 +54,22 @@ NULLABLE = frozenset(
     | {"w_calls", "w_failures", "w_rate", "w_rank_rate", "instances_missing", "reason"}
 )
 
+# Sort columns that may be NULL and have one index, ascending, on either database. PostgreSQL
+# reads it backwards as DESC NULLS FIRST, and the table puts NULLs last: a descending sort there
+# reads the rows with a value, then the rows without, as two queries. (A DESC NULLS LAST twin of
+# each index, as migrations 0002 and 0009 made, cost every poll a write into it per row it
+# rewrote; migration 0015 drops them.) SQLite reads NULLS LAST from the one index itself.
+ONE_INDEX_NULLABLE = frozenset(
+    {"invocation_times", "failed_times", "failure_rate", "calls_delta", "publish_at"}
+    | {"w_calls", "w_failures", "w_rate"}
+)
+
+
+def nulls_first_descending() -> bool:
+    """Whether the database's descending index scan puts NULLs first."""
+    return connection.vendor == "postgresql"
+
+
 # The stored detail's sort keys (a LEFT JOIN, made only when a view sorts by them).
 DETAIL_SORTS = ("instances", "reason")
 DETAIL_COLUMNS = {
@@ -151,22 +167,34 @@ class ServiceFilter:
             services = services.filter(search(self.q))
         return services
 
-    def ordered(self, services: QuerySet[Service]) -> QuerySet[Service]:
+    def ordered(self, services: QuerySet[Service], *, plain: bool = False) -> QuerySet[Service]:
+        """Sorted by the view's sort; `plain`: with the database's own place for NULLs."""
         descending = self.sort.startswith("-")
         order = []
         for column in SORTS[self.sort.lstrip("-")]:
             name = column.lstrip("-")
             # NULLs (unknown) go last either way: they are never what anyone is looking for.
-            nulls_last = True if name in NULLABLE else None
+            nulls_last = True if name in NULLABLE and not plain else None
             if descending != column.startswith("-"):
                 order.append(F(name).desc(nulls_last=nulls_last))
             else:
                 order.append(F(name).asc(nulls_last=nulls_last))
         return services.order_by(*order)
 
-    def rows(self, services: QuerySet[Service], sources: list[Source]) -> QuerySet[Service]:
-        """The view's rows, filtered and sorted, with the derived columns it shows."""
-        return self.shown(self.ordered(self.apply(services, sources)))
+    def rows(self, services: QuerySet[Service], sources: list[Source]) -> list[QuerySet[Service]]:
+        """The view's rows, filtered and sorted, with the derived columns it shows: one query,
+        or two to read one after the other (see ONE_INDEX_NULLABLE)."""
+        filtered = self.apply(services, sources)
+        leading = SORTS[self.sort.lstrip("-")][0]
+        if not (
+            self.sort.startswith("-") and leading in ONE_INDEX_NULLABLE and nulls_first_descending()
+        ):
+            return [self.shown(self.ordered(filtered))]
+        # The rows with a value, then those without, each read in its index's own order.
+        return [
+            self.shown(self.ordered(filtered.filter(**{f"{leading}__isnull": unknown}), plain=True))
+            for unknown in (False, True)
+        ]
 
     def shown(self, services: QuerySet[Service]) -> QuerySet[Service]:
         """Select the derived columns the page shows (aliases are otherwise left out), and
@@ -228,8 +256,8 @@ def page_of(view: ServiceFilter, sources: list[Source], *, empty: bool) -> tuple
         return Paginator(services.none(), view.per_page).get_page(1), {}
     by_source = view.counts_by_source(services, sources)
     # The raw item and JSON fields stay unread: the table and the JSON list never show them.
-    rows = view.rows(services.defer(*UNSHOWN), sources)
-    paginator = CountedPaginator(rows, view.per_page, count=view.count(per_status(by_source)))
+    parts = view.rows(services.defer(*UNSHOWN), sources)
+    paginator = CountedPaginator(parts, view.per_page, count=view.count(per_status(by_source)))
     return paginator.get_page(view.page), by_source
 
 
@@ -242,12 +270,14 @@ def per_status(by_source: dict[tuple[str, int], int]) -> dict[str, int]:
 
 
 class CountedPaginator(Paginator):
-    """A paginator told its count (the tiles' query has it already) that reads a page past the
-    middle from the far end, in the reverse order: OFFSET skips rows one by one, so the last
-    page would otherwise cost a walk through the whole index."""
+    """A paginator over a view's rows, in one or two parts (see ServiceFilter.rows), told its
+    count (the tiles' query has it already), that reads a page past the middle of a part from
+    its far end, in the reverse order: OFFSET skips rows one by one, so the last page would
+    otherwise cost a walk through the whole index."""
 
-    def __init__(self, rows: QuerySet, per_page: int, *, count: int):
-        super().__init__(rows, per_page)
+    def __init__(self, parts: list[QuerySet], per_page: int, *, count: int):
+        super().__init__(parts[0], per_page)
+        self.parts = parts
         self.known_count = count
 
     @property
@@ -258,10 +288,39 @@ class CountedPaginator(Paginator):
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         top = min(bottom + self.per_page, self.count)
+        return self._get_page(self._rows(bottom, top), number, self)
+
+    def _rows(self, bottom: int, top: int) -> list:
+        if len(self.parts) == 1:
+            return _read(self.parts[0], self.count, bottom, top)
+        valued, unknown = self.parts
+        rows = []
         if bottom <= self.count - top:
-            return self._get_page(self.object_list[bottom:top], number, self)
-        rows = list(self.object_list.reverse()[self.count - top : self.count - bottom])
-        return self._get_page(rows[::-1], number, self)
+            # Near the front, the rows with a value come first: unless they run out before the
+            # page ends, where they end need not be counted.
+            rows = list(valued[bottom:top])
+            if len(rows) == top - bottom:
+                return rows
+            if rows:
+                return rows + list(unknown[: top - bottom - len(rows)])
+        # The rows without a value are counted (the fewer, mostly); those with, what is left.
+        unknowns = unknown.count()
+        valued_count = max(self.count - unknowns, 0)
+        if bottom < valued_count:
+            rows = _read(valued, valued_count, bottom, min(top, valued_count))
+        if top > valued_count:
+            low = max(bottom - valued_count, 0)
+            rows += _read(unknown, unknowns, low, min(top - valued_count, unknowns))
+        return rows
+
+
+def _read(rows: QuerySet, size: int, low: int, high: int) -> list:
+    """Rows low..high of the `size` rows, read from the nearer end."""
+    if low >= high:
+        return []  # a count from before a poll: the rows it counted are gone
+    if low <= size - high:
+        return list(rows[low:high])
+    return list(rows.reverse()[size - high : size - low])[::-1]
 
 
 def choices(sources: list[Source], column: str, current: str) -> list[str]:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
+from itertools import chain
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -380,8 +381,8 @@ def _export_rows(view: ServiceView, every_source: list[Source]) -> Iterator[tupl
     sit in memory at once."""
     names = {source.pk: source.name for source in every_source}
     # The stored detail rides along (a LEFT JOIN): an export is read once, front to back.
-    rows = view.rows(Service.objects.defer(*UNSHOWN).select_related("detail"), every_source)
-    for service in rows.iterator(chunk_size=EXPORT_CHUNK):
+    parts = view.rows(Service.objects.defer(*UNSHOWN).select_related("detail"), every_source)
+    for service in chain.from_iterable(rows.iterator(chunk_size=EXPORT_CHUNK) for rows in parts):
         # None when it has none (the missing reverse one-to-one is an AttributeError).
         detail = getattr(service, "detail", None)
         yield service, Row(names[service.source_id], "", view.now, {}, detail=detail)

@@ -16,6 +16,7 @@ from django.db import connection
 from django.http import QueryDict
 
 from dashboard.models import Service, Source
+from dashboard.queries import services as services_query
 from dashboard.queries.search import search
 from dashboard.queries.services import DETAIL_SORTS, SORTS, UNSHOWN, WINDOW_SORTS, CountedPaginator
 from dashboard.web.params import parse_filter
@@ -63,14 +64,20 @@ def view_rows(query: str) -> list[int]:
 
 
 @pytest.mark.parametrize("sort", [s for key in TABLE_SORTS for s in (key, f"-{key}")])
-def test_it_reads_pages_past_the_middle_backwards_in_the_same_order(client, rows, sort):
+@pytest.mark.parametrize("parts", ["as-the-database-reads", "in-two-parts"])
+def test_it_reads_pages_past_the_middle_backwards_in_the_same_order(
+    client, rows, sort, parts, monkeypatch
+):
     expected = view_rows(f"sort={sort}")
+    if parts == "in-two-parts":  # as PostgreSQL reads a descending sort of a nullable column
+        monkeypatch.setattr(services_query, "nulls_first_descending", lambda: True)
     view, _ = parse_filter(QueryDict(f"sort={sort}&per_page=25"))
     sources = list(Source.objects.all())
-    queryset = view.ordered(view.apply(Service.objects.all(), sources))
-    paginator = CountedPaginator(queryset, 25, count=len(expected))
-    seen = [service.pk for number in (1, 2) for service in paginator.page(number)]
-    assert seen == expected  # page 2 of 2 is read from the far end
+    parts = view.rows(Service.objects.all(), sources)
+    for per_page in (25, 6, 17):  # pages that end at, inside and across the parts' border
+        paginator = CountedPaginator(parts, per_page, count=len(expected))
+        seen = [service.pk for n in paginator.page_range for service in paginator.page(n)]
+        assert seen == expected  # each page past the middle is read from the far end
 
 
 def test_it_shows_the_last_page_with_its_rows_in_order(client, rows):
@@ -142,11 +149,12 @@ def plan(queryset, *, no_sorts: bool = True) -> str:
         return queryset.explain()
 
 
-def page_query(query: str, *, reverse: bool = False):
+def page_queries(query: str, *, reverse: bool = False) -> list:
+    """The queries a page of the view reads (one per part of its rows)."""
     view, errors = parse_filter(QueryDict(query))
     assert not errors
-    rows = view.rows(Service.objects.defer(*UNSHOWN), list(Source.objects.all()))
-    return (rows.reverse() if reverse else rows)[:50]
+    parts = view.rows(Service.objects.defer(*UNSHOWN), list(Source.objects.all()))
+    return [(rows.reverse() if reverse else rows)[:50] for rows in parts]
 
 
 def assert_sorted_by_an_index(text: str) -> None:
@@ -162,12 +170,14 @@ def assert_sorted_by_an_index(text: str) -> None:
 @pytest.mark.parametrize("sort", [s for key in TABLE_SORTS for s in (key, f"-{key}")])
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "last-pages"])
 def test_each_sort_reads_an_index_in_order(rows, sort, reverse):
-    assert_sorted_by_an_index(plan(page_query(f"sort={sort}", reverse=reverse)))
+    for query in page_queries(f"sort={sort}", reverse=reverse):
+        assert_sorted_by_an_index(plan(query))
 
 
 @pytest.mark.parametrize("query", ["status=running", "status=failed&status=concerning"])
 def test_a_status_filter_keeps_the_default_sort_on_its_index(rows, query):
-    assert_sorted_by_an_index(plan(page_query(query)))
+    (query,) = page_queries(query)
+    assert_sorted_by_an_index(plan(query))
 
 
 def test_the_status_tiles_count_from_an_index(rows):

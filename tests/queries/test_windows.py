@@ -10,10 +10,14 @@ from urllib.parse import quote
 
 import pytest
 from conftest import names, work_out_windows
+from django.http import QueryDict
 from django.utils import timezone
 
 from dashboard.ingest import poll as polling
-from dashboard.models import SavedView, Service, ServiceSample, StatusChange
+from dashboard.models import SavedView, Service, ServiceSample, Source, StatusChange
+from dashboard.queries import services as services_query
+from dashboard.queries.services import CountedPaginator
+from dashboard.web.params import parse_filter
 
 
 def row_html(response, service: Service) -> str:
@@ -329,6 +333,24 @@ def test_json_and_csv_equal_the_table(client, histories, query):
         )
         rate = window["failure_rate"]
         assert row["failure_rate_in_window"] == ("" if rate is None else str(rate))
+
+
+@pytest.mark.parametrize("sort", ["-wcalls", "-wfailures", "-wrate"])
+def test_a_descending_windowed_sort_read_in_two_parts_keeps_its_order(histories, sort, monkeypatch):
+    """PostgreSQL reads these as the rows with a value, then the unknown ones (see
+    ONE_INDEX_NULLABLE): page by page, the order is the one query's, unknowns last."""
+    view, _ = parse_filter(QueryDict(f"window=1h&sort={sort}"))
+    sources = list(Source.objects.all())
+    one_query = view.ordered(view.apply(Service.objects.all(), sources))
+    expected = list(one_query.values_list("service_name", flat=True))
+    assert set(expected[-2:]) == {"nosamples", "reset"}  # unknown over 1h
+    monkeypatch.setattr(services_query, "nulls_first_descending", lambda: True)
+    parts = view.rows(Service.objects.all(), sources)
+    assert len(parts) == 2
+    for per_page in (1, 2, 3):
+        paginator = CountedPaginator(parts, per_page, count=len(expected))
+        pages = [paginator.page(n) for n in paginator.page_range]
+        assert [service.service_name for page in pages for service in page] == expected
 
 
 @pytest.mark.parametrize("detect", ["", "&detect=idle&detect=stuck"])
