@@ -10,7 +10,7 @@ from datetime import datetime
 from django.db.models import F, QuerySet
 
 from dashboard.models import AlertRule, Service, Source
-from dashboard.queries.detectors import DETECTORS, detector_columns
+from dashboard.queries.detectors import DETECTORS, detected, detector_columns
 from dashboard.queries.sources import visible
 from dashboard.queries.windows import WINDOWS, with_window
 
@@ -86,8 +86,8 @@ def _matching(rule: AlertRule, source: Source, now: datetime) -> QuerySet:
     if rule.condition == AlertRule.Condition.STATUSES:
         return services.filter(status__in=rule.statuses).values(*columns)
     if rule.condition == AlertRule.Condition.DETECTOR:
-        flag = f"is_{rule.detector}"
-        return services.alias(**detector_columns(now)).filter(**{flag: True}).values(*columns)
+        flagged = detected(rule.detector, now)
+        return services.alias(**detector_columns(now)).filter(flagged).values(*columns)
     # failure_rate: the windows the poller keeps (they end at this poll), read through the
     # window's rate index.
     return (

@@ -68,5 +68,20 @@ def detector_columns(now: datetime) -> dict:
     }
 
 
+def detected(name: str, now: datetime) -> Q:
+    """The services detector `name` flags (over detector_columns' aliases): its flag, behind a
+    test an index answers that every flagged service passes, so that the flag's subqueries run
+    for the few services that might be flagged, not for the whole fleet."""
+    flagged = Q(**{f"is_{name}": True})
+    if name == "stuck":
+        return Q(status="deploying") & flagged
+    if name == "idle":
+        return Q(status="running") & flagged
+    # Flapping takes DASHBOARD_FLAP_CHANGES (2 or more) changes, so at least one.
+    flap_since = now - timedelta(minutes=settings.DASHBOARD_FLAP_MINUTES)
+    changed = StatusChange.objects.filter(at__gte=flap_since).exclude(from_status="")
+    return Q(pk__in=changed.values("service")) & flagged
+
+
 # The flags a page shows, one per detector.
 DETECTOR_FIELDS = tuple(f"is_{name}" for name in DETECTORS)

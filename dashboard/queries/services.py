@@ -14,7 +14,7 @@ from django.db.models.functions import NullIf
 from django.utils import timezone
 
 from dashboard.models import Alert, OwnerName, Service, ServiceDetail, Source
-from dashboard.queries.detectors import DETECTOR_FIELDS, detector_columns
+from dashboard.queries.detectors import DETECTOR_FIELDS, detected, detector_columns
 from dashboard.queries.search import search
 from dashboard.queries.sources import disabled_ids, visible
 from dashboard.queries.windows import (
@@ -151,7 +151,7 @@ class ServiceFilter:
         if self.detect:
             wanted = Q()
             for name in self.detect:
-                wanted |= Q(**{f"is_{name}": True})
+                wanted |= detected(name, self.now)
             services = services.filter(wanted)
         if self.below:
             services = services.filter(detail__running_instances__lt=F("detail__desired_instances"))
