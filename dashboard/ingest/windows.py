@@ -136,9 +136,9 @@ def rework_windows(pks: list[int]) -> None:
     if not pks:
         return
     for source in Source.objects.exclude(windows_as_of=None):
-        for first in range(0, len(pks), CHUNK):
+        for chunk in _chunks(pks):
             for name, length in WINDOWS.items():
-                _write(source, name, source.windows_as_of - length, pks[first : first + CHUNK])
+                _write(source, name, source.windows_as_of - length, chunk)
 
 
 def _write(source: Source, name: str, start: datetime, pks: list[int] | None = None) -> None:
@@ -163,9 +163,7 @@ def _write(source: Source, name: str, start: datetime, pks: list[int] | None = N
     elif pks is not None:
         # The ids pick the rows. "+" keeps SQLite from reading the (source, service_id) index
         # for the source instead: it guesses that picks a few rows, and reads all of them.
-        listed = ", ".join(f"%(pk{i})s" for i in range(len(pks)))
-        source_of = f"+s.source_id = %(source)s AND s.id IN ({listed})"
-        params.update((f"pk{i}", pk) for i, pk in enumerate(pks))
+        source_of = f"+s.source_id = %(source)s AND s.id IN ({_listed(pks, params)})"
     counted = _FROM_SAMPLES.format(services=services, source=source_of)
     _upsert(counted, params)
 
@@ -185,10 +183,14 @@ def _advance(name: str, pks: list[int]) -> None:
         params["pks"] = pks
     else:
         windows = "dashboard_servicewindow w JOIN dashboard_service s ON s.id = w.service_id"
-        listed = ", ".join(f"%(pk{i})s" for i in range(len(pks)))
-        picked = f'w."window" = %(window)s AND w.service_id IN ({listed})'
-        params.update((f"pk{i}", pk) for i, pk in enumerate(pks))
+        picked = f'w."window" = %(window)s AND w.service_id IN ({_listed(pks, params)})'
     _upsert(_FROM_STORED.format(windows=windows, picked=picked), params)
+
+
+def _listed(pks: list[int], params: dict[str, object]) -> str:
+    """SQLite: the ids as named parameters (added to `params`), for an IN list."""
+    params.update((f"pk{i}", pk) for i, pk in enumerate(pks))
+    return ", ".join(f"%(pk{i})s" for i in range(len(pks)))
 
 
 def _upsert(counted: str, params: dict[str, object]) -> None:
