@@ -157,7 +157,7 @@ def work_out_windows(now=None) -> None:
 
     for source in Source.objects.all():
         source.windows_as_of = None
-        keep_windows(source, now or timezone.now(), [])
+        keep_windows(source, now or timezone.now(), [], fresh=[])
 
 
 OPERATOR_PASSWORD = "operator-password-for-tests"

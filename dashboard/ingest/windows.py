@@ -89,7 +89,7 @@ _KEPT = ("base_calls", "base_failures", "calls", "failures", "rate", "rank_rate"
 
 
 def keep_windows(
-    source: Source, now: datetime, rewritten: Collection[int], *, fresh: Collection[int] = ()
+    source: Source, now: datetime, rewritten: Collection[int], *, fresh: Collection[int]
 ) -> None:
     """Bring the source's windows to end at `now` (its poll's time), inside the poll's
     transaction; `rewritten` are the services this poll inserted or rewrote, `fresh` those of
