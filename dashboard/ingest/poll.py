@@ -18,10 +18,7 @@ from dashboard.ingest.credentials import SourceConfigError, build_client
 from dashboard.ingest.exposition import render_exposition
 from dashboard.ingest.rows import RowMaker, ServiceRow
 from dashboard.ingest.snapshot import TableChanged, describe_gaps, write_snapshot
-from dashboard.ingest.sql import (
-    WRITE_BATCH,
-    write_cache,
-)
+from dashboard.ingest.sql import WRITE_BATCH, resample_if_grown, write_cache
 from dashboard.ingest.windows import keep_windows
 from dashboard.modelarts import (
     APIError,
@@ -97,6 +94,7 @@ def _fetch_and_write(
         keep_windows(source, run.started_at, rewritten.pks, fresh=rewritten.fresh)
         render_exposition(source, run)
         _finish(source, run, clock, ok=True)
+    resample_if_grown(len(rewritten.fresh))
 
 
 def _check_claim(source: Source, token: str) -> None:

@@ -280,3 +280,31 @@ def test_it_gives_the_bigger_page_cache_back_after_writing(polled, source, clock
             assert cursor.fetchone() == (before,)
     asked = [q["sql"] for q in queries.captured_queries if "cache_size =" in q["sql"]]
     assert bool(asked) == (connection.vendor == "sqlite")
+
+
+def _analyzed(run) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        run()
+    return [q["sql"] for q in queries.captured_queries if q["sql"].startswith("ANALYZE")]
+
+
+def _planned_rows(table: str) -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [table])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgresql
+def test_a_poll_that_adds_a_tenth_of_the_fleet_samples_the_tables_for_the_planner(
+    source, fleet, clock
+):
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE dashboard_service")  # empty: the planner knows 0 rows
+    assert _planned_rows("dashboard_service") == 0
+    first = _analyzed(lambda: polling.poll_source(source))
+    assert len(first) == 4
+    assert _planned_rows("dashboard_service") == len(_current(fleet, clock))
+    assert _planned_rows("dashboard_servicewindow") == 4 * len(_current(fleet, clock))
+    # Nothing added: the statistics stand, autovacuum keeps them as the fleet changes.
+    clock.advance(600)
+    assert _analyzed(lambda: polling.poll_source(source)) == []
