@@ -209,6 +209,9 @@ def _database() -> dict:
 
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Each process's own memory: what is cached (the status tiles' counts) is keyed by the
+# snapshot it counted, so every worker answers the same without a shared cache to run.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 TIME_ZONE = "UTC"
 USE_TZ = True

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import names
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard.ingest.claims import SourceBusy
@@ -482,3 +485,52 @@ def test_it_marks_the_services_an_alert_fires_for(client, make_service):
     rows = dict(re.findall(r'<tr data-service-id="([^"]+)"[^>]*>(.*?)</tr>', body, re.S))
     assert 'class="tag tag-alert"' in rows[loud.service_id]
     assert "tag-alert" not in rows[quiet.service_id] + rows[fine.service_id]
+
+
+def _tiles(body: str) -> dict[str, int]:
+    return {
+        label: int(count.replace(",", ""))
+        for count, label in re.findall(
+            r'<span class="tile-count">([\d,]+)</span>\s*<span class="tile-label">([^<]+)</span>',
+            body,
+        )
+    }
+
+
+def _counted(client, url: str) -> tuple[dict[str, int], int]:
+    """The page's tiles, and how many times it counted the services per status."""
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get(url).content.decode()
+    counts = [q for q in queries.captured_queries if 'COUNT(*) AS "n"' in q["sql"]]
+    return _tiles(body), len(counts)
+
+
+def _stored_tiles() -> dict[str, int]:
+    live = Service.objects.filter(gone_at=None).values_list("status", flat=True)
+    return dict(Counter(live))
+
+
+def test_tiles_are_counted_once_per_poll_and_again_when_the_next_one_lands(
+    client, polled, source, clock
+):
+    tiles, counted = _counted(client, "/")
+    assert counted == 1 and tiles == _stored_tiles()
+    assert _counted(client, "/?sort=name&page=2") == (tiles, 0)
+    # Each filter counts its own services.
+    owner = Service.objects.values_list("owner", flat=True).first()
+    mine, counted = _counted(client, f"/?owner={owner}")
+    assert counted == 1 and sum(mine.values()) == Service.objects.filter(owner=owner).count()
+    assert sum(mine.values()) < sum(tiles.values())
+    # Detectors depend on the clock: counted on every page.
+    assert _counted(client, "/?detect=stuck")[1] == 1
+    assert _counted(client, "/?detect=stuck")[1] == 1
+
+    clock.advance(3600)
+    assert poll_source(source).ok
+    after, counted = _counted(client, "/")
+    assert counted == 1 and after == _stored_tiles() != tiles
+    # A failed poll writes no service: the count stands.
+    source.endpoint = "http://127.0.0.1:9"
+    source.save()
+    assert not poll_source(source).ok
+    assert _counted(client, "/") == (after, 0)
